@@ -1,0 +1,1 @@
+"""The edge agent: readers -> on-disk outbox -> MQTT."""

@@ -1,0 +1,120 @@
+"""The agent: reader threads stamp readings into points, which go to the outbox and on to MQTT (or to stdout)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from collections import Counter
+from typing import TextIO
+
+from edge_agent.clock import Clock
+from edge_agent.config import AgentConfig
+from edge_agent.outbox import Outbox
+from edge_agent.publisher import Publisher
+from edge_agent.readers import Reader, ReaderContext
+from edge_agent.readers.base import Fields
+from telemetry import NameError_, Point, SeriesKey, data_topic, encode_points
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+READER_RESTART_S = 5.0
+
+
+class Stamper:
+    """Validates names and keeps `ts` strictly increasing per series, also across restarts (`last_ts`)."""
+
+    def __init__(self, site: str, last_ts: dict[str, int]) -> None:
+        self.site = site
+        self.last_ts = last_ts
+        self.lock = threading.Lock()
+
+    def point(self, device: str, channel: str, fields: Fields, ts_ms: int) -> Point:
+        key = SeriesKey(self.site, device, channel)
+        with self.lock:
+            last = self.last_ts.get(key.id)
+            if last is not None and ts_ms <= last:
+                ts_ms = last + 1  # two readings in one ms, or a clock that went back before a restart
+            self.last_ts[key.id] = ts_ms
+        return Point(key, ts_ms, 0, fields)
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig, stdout: TextIO | None = None) -> None:
+        self.cfg = cfg
+        self.clock = Clock()
+        self.stop_event = threading.Event()
+        self.counters: Counter[str] = Counter()
+        self._stdout = stdout
+        self._seq = 0
+        self.outbox: Outbox | None = None
+        self.publisher: Publisher | None = None
+        if stdout is None:
+            self.outbox = Outbox(cfg.outbox)
+            self.publisher = Publisher(cfg.mqtt, cfg.site, cfg.name, self.outbox, VERSION, self.clock.now_ms)
+        self.stamper = Stamper(cfg.site, dict(self.outbox.last_ts) if self.outbox else {})
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def emit(self, device: str, channel: str, fields: Fields, ts_ms: int | None = None) -> None:
+        try:
+            point = self.stamper.point(device, channel, fields, self.clock.now_ms() if ts_ms is None else ts_ms)
+        except NameError_ as exc:
+            log.error("reading dropped: %s", exc)
+            self.counters["bad_names"] += 1
+            return
+        if self.outbox is not None and self.publisher is not None:
+            self.outbox.put(point)
+            self.publisher.wake()
+            return
+        with self._lock:
+            self._seq += 1
+            point = Point(point.key, point.ts_ms, self._seq, point.fields)
+            assert self._stdout is not None
+            self._stdout.write(f"{data_topic(self.cfg.mqtt.root, point.key)} {encode_points([point]).decode()}\n")
+            self._stdout.flush()
+
+    def _supervise(self, reader: Reader) -> None:
+        """Run a reader; an unexpected crash is logged and the reader restarted, never the agent taken down."""
+        ctx = ReaderContext(self.cfg.site, self.emit, self.clock.now_ms, self.stop_event, self.counters)
+        while not self.stop_event.is_set():
+            try:
+                reader.run(ctx)
+            except Exception:
+                log.exception("reader %s crashed; restarting in %.0f s", reader.name, READER_RESTART_S)
+                self.counters["reader_crashes"] += 1
+                self.stop_event.wait(READER_RESTART_S)
+
+    def start(self) -> None:
+        if self.publisher is not None:
+            self.publisher.start()
+        for reader in self.cfg.readers:
+            t = threading.Thread(target=self._supervise, args=(reader,), name=f"reader-{reader.name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for t in self._threads:
+            t.join(5.0)
+        if self.publisher is not None:
+            self.publisher.stop()
+        if self.outbox is not None:
+            self.outbox.close()
+
+    def metrics(self) -> dict[str, int]:
+        out = dict(self.counters)
+        if self.publisher is not None:
+            out.update(self.publisher.counters)
+        return out
+
+
+def run(cfg: AgentConfig, stdout: bool, stop: threading.Event) -> None:
+    agent = Agent(cfg, sys.stdout if stdout else None)
+    agent.start()
+    log.info("agent %s.%s running %d readers", cfg.site, cfg.name, len(cfg.readers))
+    stop.wait()
+    agent.stop()
+    log.info("agent stopped: %s", json.dumps(agent.metrics()))

@@ -1,0 +1,35 @@
+"""`[agent]`, `[[agent.readers]]` and `[mqtt]` as typed settings, checked at start-up with the key's path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edge_agent.readers import Reader, reader_from_config
+from telemetry.config import ConfigError, MqttConfig, Section, state_path
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    site: str
+    name: str
+    outbox: str
+    readers: list[Reader]
+    mqtt: MqttConfig
+
+    @staticmethod
+    def parse(doc: dict[str, Any]) -> AgentConfig:
+        top = Section(doc, "")
+        agent = top.table("agent")
+        readers = [reader_from_config(sec) for sec in agent.tables("readers")]
+        if not readers:
+            raise ConfigError("agent.readers: at least one reader is required")
+        cfg = AgentConfig(
+            site=agent.name("site"),
+            name=agent.name("name"),
+            outbox=agent.str("outbox", state_path("outbox.sqlite")),
+            readers=readers,
+            mqtt=MqttConfig.parse(top.table("mqtt")),
+        )
+        agent.finish()
+        return cfg

@@ -1,0 +1,156 @@
+"""Drain the outbox to MQTT in order, QoS 1; a point leaves the outbox only when the broker's PUBACK names it.
+
+One thread owns the in-flight map. paho calls `on_publish` while holding its own lock, so that callback only
+queues the acknowledged mid; taking our lock there could deadlock against a `publish()` in progress.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections import Counter
+
+import paho.mqtt.client as paho
+
+from edge_agent.outbox import Outbox
+from telemetry import Point, data_topic, encode_points, status_topic
+from telemetry.config import MqttConfig
+from telemetry.mqtt import connect_async, make_client, status_payload
+
+log = logging.getLogger(__name__)
+
+MAX_INFLIGHT_MESSAGES = 1000  # far below paho's silent 65,535 limit
+MAX_POINTS_PER_MESSAGE = 500
+PEEK_POINTS = 2000
+RETRY_AFTER_REFUSAL_S = 5.0
+
+
+def group_by_series(points: list[Point], limit: int) -> list[list[Point]]:
+    """Runs of consecutive points of one series, at most `limit` each: order across series is kept."""
+    groups: list[list[Point]] = []
+    for p in points:
+        if groups and groups[-1][0].key == p.key and len(groups[-1]) < limit:
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return groups
+
+
+class Publisher:
+    def __init__(self, cfg: MqttConfig, site: str, name: str, outbox: Outbox, version: str, now_ms: object) -> None:
+        self.cfg, self.outbox, self.version = cfg, outbox, version
+        self._now_ms = now_ms
+        self.status_topic = status_topic(cfg.root, site, name)
+        self.client = make_client(cfg, client_id=f"powerhub-agent-{site}-{name}")
+        self.client.will_set(self.status_topic, status_payload("offline", 0, version), qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.counters: Counter[str] = Counter()
+        self._connected = threading.Event()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._acks: collections.deque[tuple[int, bool]] = collections.deque()
+        self._inflight: dict[int, list[int]] = {}
+        self._early: dict[int, bool] = {}
+        self._cursor = 0
+        self._thread = threading.Thread(target=self._drain_loop, name="publisher", daemon=True)
+
+    def start(self) -> None:
+        connect_async(self.client, self.cfg)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Flush what can be flushed, say offline, disconnect. Unacknowledged points stay in the outbox."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout_s)
+        if self._connected.is_set():
+            info = self.client.publish(self.status_topic, self._status("offline"), qos=1, retain=True)
+            if info.rc == paho.MQTT_ERR_SUCCESS:
+                info.wait_for_publish(timeout_s)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _status(self, state: str) -> bytes:
+        return status_payload(state, self._now_ms(), self.version)  # type: ignore[operator]
+
+    def _on_connect(self, client: paho.Client, _u: object, _f: object, reason: object, _p: object) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("MQTT broker refused the connection: %s", reason)
+            self.counters["connect_refused"] += 1
+            return
+        log.info("connected to MQTT broker %s:%d", self.cfg.host, self.cfg.port)
+        client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+        self._connected.set()
+        self._wake.set()
+
+    def _on_disconnect(self, _c: paho.Client, _u: object, _f: object, reason: object, _p: object) -> None:
+        if self._connected.is_set() and not self._stop.is_set():
+            log.warning("disconnected from MQTT broker (%s); reconnecting", reason)
+        self._connected.clear()
+
+    def _on_publish(self, _c: paho.Client, _u: object, mid: int, reason: object, _p: object) -> None:
+        self._acks.append((mid, not getattr(reason, "is_failure", False)))
+        self._wake.set()
+
+    def _drain_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            self._settle_acks()
+            if self._connected.is_set():
+                self._publish_more()
+        # Stopping: give what is in flight a moment to be acknowledged, so it is not sent twice after a restart.
+        deadline = time.monotonic() + 2.0
+        while self._inflight and self._connected.is_set() and time.monotonic() < deadline:
+            self._wake.wait(0.1)
+            self._wake.clear()
+            self._settle_acks()
+
+    def _settle_acks(self) -> None:
+        while self._acks:
+            mid, ok = self._acks.popleft()
+            seqs = self._inflight.pop(mid, None)
+            if seqs is None:
+                self._early[mid] = ok  # PUBACK raced ahead of our bookkeeping
+                continue
+            self._settle(seqs, ok)
+
+    def _settle(self, seqs: list[int], ok: bool) -> None:
+        if ok:
+            self.outbox.ack(seqs)
+            self.counters["points_acked"] += len(seqs)
+            return
+        log.error("broker refused %d points (seq %d..%d): keeping them, retrying", len(seqs), seqs[0], seqs[-1])
+        self.counters["points_refused"] += len(seqs)
+        self._cursor = min(self._cursor, seqs[0] - 1)
+        self._stop.wait(RETRY_AFTER_REFUSAL_S)
+
+    def _publish_more(self) -> None:
+        while len(self._inflight) < MAX_INFLIGHT_MESSAGES and not self._stop.is_set():
+            batch = self.outbox.peek(PEEK_POINTS, after_seq=self._cursor)
+            if not batch:
+                return
+            for group in group_by_series(batch, MAX_POINTS_PER_MESSAGE):
+                topic = data_topic(self.cfg.root, group[0].key)
+                info = self.client.publish(topic, encode_points(group), qos=1)
+                if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+                    log.warning("paho refused a publish (rc %s); will retry", info.rc)
+                    return
+                seqs = [p.seq for p in group]
+                self._cursor = seqs[-1]
+                early = self._early.pop(info.mid, None)
+                if early is None:
+                    self._inflight[info.mid] = seqs
+                else:
+                    self._settle(seqs, early)
+                self.counters["messages_sent"] += 1
+                if len(self._inflight) >= MAX_INFLIGHT_MESSAGES:
+                    return
+            self._settle_acks()

@@ -1,0 +1,51 @@
+"""`[hub]` and `[store]` as typed settings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from hub.stores import STORES
+from telemetry.config import MqttConfig, Section, state_path
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str
+    token: str | None
+
+    @staticmethod
+    def parse(sec: Section) -> StoreConfig:
+        url = sec.str("url", f"sqlite:///{os.path.abspath(state_path('points.sqlite'))}")
+        if urlsplit(url).scheme not in STORES:
+            raise sec.error("url", f"must start with one of {', '.join(s + '://' for s in sorted(STORES))}: {url!r}")
+        cfg = StoreConfig(url=url, token=sec.secret("token"))
+        sec.finish()
+        return cfg
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    client_id: str
+    share_group: str | None
+    batch_points: int
+    batch_age_s: float
+    mqtt: MqttConfig
+    store: StoreConfig
+
+    @staticmethod
+    def parse(doc: dict[str, Any]) -> HubConfig:
+        top = Section(doc, "")
+        hub = top.table("hub")
+        cfg = HubConfig(
+            client_id=hub.str("client_id", "powerhub-hub"),
+            share_group=hub.str("share_group", None),
+            batch_points=hub.int("batch_points", 5000, min_value=1),
+            batch_age_s=hub.float("batch_age_s", 0.2, positive=True),
+            mqtt=MqttConfig.parse(top.table("mqtt")),
+            store=StoreConfig.parse(top.table("store")),
+        )
+        hub.finish()
+        return cfg

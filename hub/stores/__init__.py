@@ -1,0 +1,16 @@
+"""Store kinds; importing this package registers every built-in kind."""
+
+from hub.stores import influx, sqlite
+from hub.stores.base import (
+    STORES,
+    Bucket,
+    SeriesInfo,
+    Store,
+    StoreRejected,
+    StoreUnavailable,
+    open_store,
+)
+
+__all__ = [
+    "STORES", "Bucket", "SeriesInfo", "Store", "StoreRejected", "StoreUnavailable", "influx", "open_store", "sqlite",
+]

@@ -1,0 +1,87 @@
+"""The Store interface that hub and web share, and the registry of store kinds by URL scheme.
+
+Every store keeps `(series, ts)` unique: writing a point again replaces it, so a retransmission is harmless.
+Ranges are half-open, `from_ms <= ts < to_ms`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from telemetry import Point, SeriesKey
+
+
+class StoreUnavailable(RuntimeError):
+    """The store did not answer; the caller retries later (hub) or answers 503 (web)."""
+
+
+class StoreRejected(ValueError):
+    """The store refused a batch for good (e.g. a field type conflict); retrying cannot help."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Aggregates of one series over `[start_ms, start_ms + step)`. `sum_ms`.. are None for series without `ms`."""
+
+    start_ms: int
+    count: int
+    mean: float
+    min: float
+    max: float
+    sum_ms: int | None = None
+    min_ms: int | None = None
+    max_ms: int | None = None
+    blink_wh: float | None = None  # sum(w * ms) / 3.6e6: the energy of the blinks, exact for blink meters
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesInfo:
+    key: SeriesKey
+    last: Point | None
+
+
+class Store(ABC):
+    @abstractmethod
+    def write(self, points: Sequence[Point]) -> None:
+        """Store points durably before returning; raises StoreUnavailable or StoreRejected."""
+
+    @abstractmethod
+    def series(self) -> list[SeriesInfo]: ...
+
+    @abstractmethod
+    def points(self, key: SeriesKey, from_ms: int, to_ms: int, limit: int, newest: bool = False) -> list[Point]:
+        """Points in range, oldest first: the oldest `limit`, or with `newest` the newest `limit`."""
+
+    @abstractmethod
+    def buckets(self, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin_ms: int = 0) -> list[Bucket]:
+        """Non-empty buckets `origin + k*step` of the points in range, oldest first."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+
+    def close(self) -> None:  # noqa: B027 - most stores have nothing to close
+        pass
+
+
+StoreFactory = Callable[[str, str | None], Store]
+STORES: dict[str, StoreFactory] = {}
+
+
+def register(*schemes: str) -> Callable[[StoreFactory], StoreFactory]:
+    def add(factory: StoreFactory) -> StoreFactory:
+        for scheme in schemes:
+            STORES[scheme] = factory
+        return factory
+
+    return add
+
+
+def open_store(url: str, token: str | None = None) -> Store:
+    scheme = urlsplit(url).scheme
+    if scheme not in STORES:
+        raise ValueError(f"unknown store URL scheme {scheme!r} (known: {', '.join(sorted(STORES))})")
+    return STORES[scheme](url, token)

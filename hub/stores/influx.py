@@ -1,0 +1,165 @@
+"""InfluxDB through the v1 HTTP API (`/write` line protocol, `/query` InfluxQL), which 1.x, 2.x and 3.x all accept.
+
+Lines are serialized by influxdb-client's `Point` (its escaping, not ours). Watts are always floats and `ms`/`seq`
+always integers, so no two writers can make a field type conflict.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import requests
+from influxdb_client import Point as LinePoint
+from influxdb_client import WritePrecision
+
+from hub.stores.base import Bucket, SeriesInfo, Store, StoreRejected, StoreUnavailable, register
+from telemetry import Point, SeriesKey
+from telemetry.names import NameError_
+from telemetry.payload import FLOAT_FIELDS, MAX_TS_MS
+
+log = logging.getLogger(__name__)
+
+TAGS = ("site", "device", "channel")
+INT_FIELDS = ("ms", "seq")
+TIMEOUT_S = 30.0
+
+
+def to_line(p: Point) -> str:
+    lp = LinePoint(p.key.measurement).tag("site", p.key.site).tag("device", p.key.device)
+    lp = lp.tag("channel", p.key.channel).field("seq", int(p.seq)).time(p.ts_ms, WritePrecision.MS)
+    for name, value in p.fields.items():
+        lp = lp.field(name, int(value) if name in INT_FIELDS else value)  # type: ignore[arg-type]
+    return str(lp.to_line_protocol(precision=WritePrecision.MS))
+
+
+def _clamp(ms: int) -> int:
+    """Keep a time inside what InfluxDB can hold (int64 ns); no point is stored outside it anyway."""
+    return max(0, min(int(ms), MAX_TS_MS + 1))
+
+
+def _time(from_ms: int, to_ms: int) -> str:
+    return f"time >= {_clamp(from_ms)}ms AND time < {_clamp(to_ms)}ms"
+
+
+def _where(key: SeriesKey, from_ms: int, to_ms: int) -> str:
+    # Names are checked against [a-z0-9_-] by SeriesKey, so they cannot break out of the quotes.
+    return f"site = '{key.site}' AND device = '{key.device}' AND channel = '{key.channel}' AND {_time(from_ms, to_ms)}"
+
+
+class InfluxStore(Store):
+    def __init__(self, base_url: str, database: str, user: str | None, password: str | None, token: str | None):
+        self.base_url = base_url.rstrip("/")
+        self.database = database
+        self.http = requests.Session()
+        if token:
+            self.http.headers["Authorization"] = f"Token {token}"
+        elif user is not None:
+            self.http.auth = (user, password or "")
+        self._db_checked = False
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            resp = self.http.request(method, self.base_url + path, timeout=TIMEOUT_S, **kwargs)
+        except requests.RequestException as exc:
+            raise StoreUnavailable(f"InfluxDB at {self.base_url}: {exc.__class__.__name__}") from None
+        if resp.status_code in (401, 403) or resp.status_code >= 500:
+            raise StoreUnavailable(f"InfluxDB {path}: HTTP {resp.status_code} {resp.text[:200]}")
+        return resp
+
+    def _ensure_database(self) -> None:
+        """Create the database on first use (1.x); 2.x/3.x map it to a bucket and may refuse: that is fine."""
+        if not self._db_checked:
+            resp = self._request("POST", "/query", params={"q": f'CREATE DATABASE "{self.database}"'})
+            if resp.status_code != 200:
+                log.info("CREATE DATABASE %s answered HTTP %d; assuming it exists", self.database, resp.status_code)
+            self._db_checked = True
+
+    def query(self, q: str) -> list[dict[str, Any]]:
+        """Run InfluxQL; return its series (each with name, tags, columns, values)."""
+        self._ensure_database()
+        resp = self._request("GET", "/query", params={"db": self.database, "q": q, "epoch": "ms"})
+        body = resp.json() if resp.content else {}
+        if resp.status_code != 200 or "error" in body:
+            raise StoreUnavailable(f"InfluxQL failed: {body.get('error', resp.status_code)}")
+        result = body.get("results", [{}])[0]
+        if "error" in result:
+            raise StoreUnavailable(f"InfluxQL failed: {result['error']}")
+        return list(result.get("series", []))
+
+    def write(self, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        self._ensure_database()
+        body = "\n".join(to_line(p) for p in points).encode()
+        resp = self._request("POST", "/write", params={"db": self.database, "precision": "ms"}, data=body)
+        if resp.status_code == 404:
+            self._db_checked = False
+            raise StoreUnavailable(f"InfluxDB /write: database {self.database!r} not found")
+        if resp.status_code >= 400:
+            raise StoreRejected(f"InfluxDB /write: HTTP {resp.status_code} {resp.text[:300]}")
+
+    def series(self) -> list[SeriesInfo]:
+        out = []
+        for s in self.query('SELECT * FROM "power", "load" GROUP BY * ORDER BY time DESC LIMIT 1'):
+            try:
+                key = SeriesKey(*(s["tags"][t] for t in TAGS))
+            except (KeyError, NameError_):
+                continue
+            out.append(SeriesInfo(key, self._rows(key, s)[0]))
+        return sorted(out, key=lambda info: info.key.id)
+
+    def _rows(self, key: SeriesKey, s: dict[str, Any]) -> list[Point]:
+        cols = s["columns"]
+        out = []
+        for row in s["values"]:
+            rec = dict(zip(cols, row, strict=True))
+            ts, seq = int(rec.pop("time")), rec.pop("seq", 0)
+            fields = {k: float(v) if k in FLOAT_FIELDS else v for k, v in rec.items() if v is not None and k not in TAGS}
+            out.append(Point(key, ts, int(seq or 0), fields))
+        return out
+
+    def points(self, key: SeriesKey, from_ms: int, to_ms: int, limit: int, newest: bool = False) -> list[Point]:
+        order = "DESC" if newest else "ASC"
+        q = f'SELECT * FROM "{key.measurement}" WHERE {_where(key, from_ms, to_ms)} ORDER BY time {order} LIMIT {limit}'
+        series = self.query(q)
+        rows = self._rows(key, series[0]) if series else []
+        return rows[::-1] if newest else rows
+
+    def buckets(self, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin_ms: int = 0) -> list[Bucket]:
+        main = "value" if key.measurement == "load" else "w"
+        q = (f'SELECT count({main}), mean({main}), min({main}), max({main}), sum(ms), min(ms), max(ms), sum(e) '
+             f'FROM (SELECT {main}, ms, {main} * ms AS e FROM "{key.measurement}" WHERE {_where(key, from_ms, to_ms)}) '
+             f"WHERE {_time(from_ms, to_ms)} "
+             f"GROUP BY time({int(step_ms)}ms, {int(origin_ms) % int(step_ms)}ms) fill(none)")
+        series = self.query(q)
+        if not series:
+            return []
+        out = []
+        for t, n, mean, lo, hi, sum_ms, min_ms, max_ms, e in series[0]["values"]:
+            if not n:
+                continue
+            out.append(Bucket(int(t), int(n), mean, lo, hi,
+                              None if sum_ms is None else int(sum_ms), min_ms, max_ms,
+                              None if e is None else e / 3_600_000))
+        return out
+
+    def ping(self) -> None:
+        resp = self._request("GET", "/ping")
+        if resp.status_code != 204:
+            raise StoreUnavailable(f"InfluxDB /ping: HTTP {resp.status_code}")
+
+
+@register("influxdb", "influxdbs")
+def _open(url: str, token: str | None) -> Store:
+    parts = urlsplit(url)
+    database = parts.path.strip("/")
+    if not parts.hostname or not database:
+        raise ValueError(f"store url {url!r} must be influxdb://[user:password@]host:port/database")
+    scheme = "https" if parts.scheme == "influxdbs" else "http"
+    base = f"{scheme}://{parts.hostname}:{parts.port or 8086}"
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return InfluxStore(base, database, user, password, token)

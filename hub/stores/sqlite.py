@@ -1,0 +1,146 @@
+"""The embedded store: one SQLite file in WAL mode, so the hub writes while the web app reads.
+
+`w`, `ms` and `value` get columns (they are aggregated); every other field lives in a JSON column.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from hub.stores.base import Bucket, SeriesInfo, Store, StoreUnavailable, register
+from telemetry import Point, SeriesKey, parse_series_id
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS points (
+    series INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+    w REAL, ms INTEGER, value REAL, extra TEXT,
+    PRIMARY KEY (series, ts)
+) WITHOUT ROWID;
+"""
+COLUMNS = ("w", "ms", "value")
+
+
+def _row_to_point(key: SeriesKey, ts: int, seq: int, w: object, ms: object, value: object, extra: str | None) -> Point:
+    fields = {name: v for name, v in zip(COLUMNS, (w, ms, value), strict=True) if v is not None}
+    if extra:
+        fields.update(json.loads(extra))
+    return Point(key, ts, seq, fields)  # type: ignore[arg-type]
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._ids: dict[str, int] = {}
+        self._write_lock = threading.Lock()
+        db = self._db()
+        db.executescript(SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        """One connection per thread: SQLite connections are not to be shared, and WAL readers never block."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
+            self._local.db = db
+        return db
+
+    def _series_id(self, db: sqlite3.Connection, sid: str, create: bool) -> int | None:
+        if sid not in self._ids:
+            if create:
+                db.execute("INSERT OR IGNORE INTO series (sid) VALUES (?)", (sid,))
+            row = db.execute("SELECT id FROM series WHERE sid = ?", (sid,)).fetchone()
+            if row is None:
+                return None
+            self._ids[sid] = row[0]
+        return self._ids[sid]
+
+    def write(self, points: Sequence[Point]) -> None:
+        db = self._db()
+        with self._write_lock:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                rows = []
+                for p in points:
+                    extra = {k: v for k, v in p.fields.items() if k not in COLUMNS}
+                    f = p.fields
+                    rows.append((self._series_id(db, p.key.id, True), p.ts_ms, p.seq, f.get("w"), f.get("ms"),
+                                 f.get("value"), json.dumps(extra) if extra else None))
+                db.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                self._ids.clear()
+                raise StoreUnavailable(f"sqlite write: {exc}") from None
+
+    def series(self) -> list[SeriesInfo]:
+        db = self._db()
+        out = []
+        for sid_num, sid in db.execute("SELECT id, sid FROM series ORDER BY sid").fetchall():
+            key = parse_series_id(sid)
+            row = db.execute(
+                "SELECT ts, seq, w, ms, value, extra FROM points WHERE series = ? ORDER BY ts DESC LIMIT 1", (sid_num,)
+            ).fetchone()
+            out.append(SeriesInfo(key, _row_to_point(key, *row) if row else None))
+        return out
+
+    def points(self, key: SeriesKey, from_ms: int, to_ms: int, limit: int, newest: bool = False) -> list[Point]:
+        db = self._db()
+        sid = self._series_id(db, key.id, False)
+        if sid is None:
+            return []
+        order = "DESC" if newest else "ASC"
+        rows = db.execute(
+            f"SELECT ts, seq, w, ms, value, extra FROM points WHERE series = ? AND ts >= ? AND ts < ? "
+            f"ORDER BY ts {order} LIMIT ?",
+            (sid, from_ms, to_ms, limit),
+        ).fetchall()
+        if newest:
+            rows.reverse()
+        return [_row_to_point(key, *row) for row in rows]
+
+    def buckets(self, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin_ms: int = 0) -> list[Bucket]:
+        db = self._db()
+        sid = self._series_id(db, key.id, False)
+        if sid is None:
+            return []
+        main = "value" if key.measurement == "load" else "w"
+        rows = db.execute(
+            # Floor division also for points before the origin (SQLite's `/` truncates toward zero).
+            f"SELECT CASE WHEN ts >= :o THEN (ts - :o) / :s ELSE (ts - :o - :s + 1) / :s END AS b, count({main}), avg({main}), min({main}), max({main}), "
+            f"sum(ms), min(ms), max(ms), sum(w * ms) FROM points "
+            f"WHERE series = :id AND ts >= :f AND ts < :t AND {main} IS NOT NULL GROUP BY b ORDER BY b",
+            {"o": origin_ms, "s": step_ms, "id": sid, "f": from_ms, "t": to_ms},
+        ).fetchall()
+        return [
+            Bucket(origin_ms + b * step_ms, n, mean, lo, hi, sum_ms, min_ms, max_ms,
+                   None if e is None else e / 3_600_000)
+            for b, n, mean, lo, hi, sum_ms, min_ms, max_ms, e in rows
+        ]
+
+    def ping(self) -> None:
+        try:
+            self._db().execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
+
+
+@register("sqlite")
+def _open(url: str, _token: str | None) -> Store:
+    parts = urlsplit(url)
+    path = parts.netloc + parts.path  # sqlite:///abs/path, or sqlite://relative/path
+    if not path:
+        raise ValueError(f"store url {url!r} names no file: use sqlite:///path/to/points.sqlite")
+    return SqliteStore(path)

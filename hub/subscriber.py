@@ -1,0 +1,136 @@
+"""Subscribe to `{root}/data/#` with a persistent session; store; acknowledge only what is committed.
+
+paho's network thread decodes each message and hands it to a bounded queue (a full queue stops paho reading, which
+is our back-pressure). One writer thread takes batches by size or age, writes them, then sends the PUBACKs. While
+the store is down nothing is acknowledged, so the broker keeps the messages for us.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import paho.mqtt.client as paho
+
+from hub.stores import Store, StoreRejected, StoreUnavailable
+from telemetry import PayloadError, Point, TopicError, decode_payload, parse_data_topic
+from telemetry.config import MqttConfig
+from telemetry.metrics import Metrics
+from telemetry.mqtt import connect_async, make_client
+
+log = logging.getLogger(__name__)
+
+RETRY_MAX_S = 30.0
+
+
+@dataclass(frozen=True)
+class Message:
+    mid: int
+    qos: int
+    points: list[Point]
+
+
+class Subscriber:
+    def __init__(self, mqtt: MqttConfig, store: Store, metrics: Metrics, client_id: str,
+                 share_group: str | None = None, batch_points: int = 5000, batch_age_s: float = 0.2,
+                 queue_messages: int = 10_000) -> None:
+        self.mqtt, self.store, self.metrics = mqtt, store, metrics
+        self.topic = f"{mqtt.root}/data/#"
+        if share_group:
+            self.topic = f"$share/{share_group}/{self.topic}"
+        self.batch_points, self.batch_age_s = batch_points, batch_age_s
+        self.client = make_client(mqtt, client_id, persistent=True, manual_ack=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self._queue: queue.Queue[Message] = queue.Queue(maxsize=queue_messages)
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        self._writer.start()
+        connect_async(self.client, self.mqtt, persistent=True)
+
+    def stop(self) -> None:
+        """Store and acknowledge what was taken, then disconnect; later messages stay with the broker."""
+        self._stop.set()
+        self._writer.join(30)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client: paho.Client, _u: object, flags: object, reason: object, _p: object) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("MQTT broker refused the hub: %s", reason)
+            return
+        log.info("hub connected (session present: %s); subscribing to %s",
+                 getattr(flags, "session_present", "?"), self.topic)
+        client.subscribe(self.topic, qos=1)
+        self.connected.set()
+
+    def _on_message(self, client: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        try:
+            key = parse_data_topic(self.mqtt.root, msg.topic)
+            points = decode_payload(key, msg.payload)
+        except (TopicError, PayloadError) as exc:
+            reason = exc.reason if isinstance(exc, PayloadError) else "topic"
+            log.warning("dropped message on %s: %s", msg.topic[:200], exc)
+            self.metrics.inc("powerhub_points_dropped_total", reason=reason)
+            client.ack(msg.mid, msg.qos)  # a bad message never gets better: do not let the broker resend it
+            return
+        self.metrics.inc("powerhub_points_received_total", len(points))
+        while not self._stop.is_set():
+            try:
+                self._queue.put(Message(msg.mid, msg.qos, points), timeout=0.5)
+                return
+            except queue.Full:
+                continue  # the store is slow or down: holding paho here is the back-pressure we want
+
+    def _take_batch(self) -> list[Message]:
+        batch: list[Message] = []
+        n_points = 0
+        deadline = time.monotonic() + self.batch_age_s
+        while n_points < self.batch_points:
+            timeout = deadline - time.monotonic() if batch else 0.5
+            try:
+                m = self._queue.get(timeout=max(0.0, timeout))
+            except queue.Empty:
+                break
+            batch.append(m)
+            n_points += len(m.points)
+        return batch
+
+    def _write_loop(self) -> None:
+        while not (self._stop.is_set() and self._queue.empty()):
+            batch = self._take_batch()
+            if batch:
+                self._store_and_ack(batch)
+
+    def _store_and_ack(self, batch: list[Message]) -> None:
+        points = [p for m in batch for p in m.points]
+        delay_s, logged = 0.5, False
+        while True:
+            t0 = time.perf_counter()
+            try:
+                self.store.write(points)
+                self.metrics.observe("powerhub_store_write_seconds", time.perf_counter() - t0)
+                self.metrics.inc("powerhub_points_stored_total", len(points))
+                if logged:
+                    log.info("store is back; wrote %d held points", len(points))
+                break
+            except StoreRejected as exc:
+                log.error("store rejected a batch of %d points for good: %s", len(points), exc)
+                self.metrics.inc("powerhub_points_dropped_total", len(points), reason="rejected")
+                break
+            except StoreUnavailable as exc:
+                if not logged:
+                    log.error("store unavailable (%s); holding %d points, not acknowledging", exc, len(points))
+                    logged = True
+                self.metrics.inc("powerhub_store_errors_total")
+                if self._stop.wait(delay_s):
+                    return  # unacknowledged: the broker redelivers them to the next hub session
+                delay_s = min(RETRY_MAX_S, delay_s * 2)
+        for m in batch:
+            self.client.ack(m.mid, m.qos)

@@ -1,0 +1,101 @@
+"""`powerhub`: one console script, one subcommand per program (SPEC.md section 5)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from telemetry.config import ConfigError, load_toml
+
+log = logging.getLogger("powerhub")
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def cmd_agent(doc: dict[str, Any], args: argparse.Namespace) -> None:
+    from edge_agent import agent
+    from edge_agent.config import AgentConfig
+
+    cfg = AgentConfig.parse(doc)
+    agent.run(cfg, args.stdout, _stop_on_signals())
+
+
+def cmd_hub(doc: dict[str, Any], _args: argparse.Namespace) -> None:
+    from hub import run
+    from hub.config import HubConfig
+
+    run.run(HubConfig.parse(doc), _stop_on_signals())
+
+
+def cmd_web(doc: dict[str, Any], _args: argparse.Namespace) -> None:
+    from web import create_app
+    from web.server import serve
+
+    app = create_app(doc)
+    serve(app, _stop_on_signals())
+
+
+def cmd_demo(doc: dict[str, Any], args: argparse.Namespace) -> None:
+    from powerhub_demo import run_demo
+
+    run_demo(doc, args.port, args.var, _stop_on_signals())
+
+
+COMMANDS: dict[str, tuple[Callable[[dict[str, Any], argparse.Namespace], None], str]] = {
+    "agent": (cmd_agent, "read meters, keep points in the outbox, publish them to MQTT"),
+    "hub": (cmd_hub, "subscribe to the agents' data and store it"),
+    "web": (cmd_web, "serve the dashboard, the HTTP API and the blipserver routes"),
+    "demo": (cmd_demo, "the whole system in one process: broker, simulated meters, hub, web"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="powerhub", description="Edge-to-hub power telemetry.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.add_argument("--config", metavar="FILE", required=name != "demo", help="TOML config file")
+        if name == "agent":
+            sp.add_argument("--stdout", action="store_true", help="print points as `topic payload` lines, publish nothing")
+        if name == "demo":
+            sp.add_argument("--port", type=int, default=8080, help="web port on 127.0.0.1 (default 8080)")
+            sp.add_argument("--var", default="var", help="directory for the demo's store and outbox (default ./var)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "agent" and args.stdout:
+        logging.getLogger().setLevel(logging.WARNING if not args.verbose else logging.DEBUG)
+    try:
+        doc = load_toml(args.config) if args.config else {}
+        COMMANDS[args.command][0](doc, args)
+    except ConfigError as exc:
+        print(f"powerhub {args.command}: config error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""TOML config checking shared by every subcommand: typed getters that name the key's path on error.
+
+A `Section` wraps one TOML table; each getter consumes a key, and `finish()` refuses keys nobody consumed, so a
+misspelt key fails at start-up with its path (`agent.readers[2].community: ...`) instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from telemetry.names import NameError_, check_name
+
+T = TypeVar("T")
+_REQUIRED: Any = object()
+
+
+class ConfigError(ValueError):
+    """A config problem; the message starts with the key's path."""
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+class Section:
+    def __init__(self, data: dict[str, Any] | None, path: str) -> None:
+        self.data = dict(data or {})
+        self.path = path
+        self._seen: set[str] = set()
+
+    def key_path(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.key_path(key)}: {message}")
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def _get(self, key: str, default: Any, types: tuple[type, ...], type_name: str) -> Any:
+        self._seen.add(key)
+        if key not in self.data:
+            if default is _REQUIRED:
+                raise self.error(key, "required")
+            return default
+        value = self.data[key]
+        if isinstance(value, bool) and bool not in types:
+            raise self.error(key, f"must be {type_name}, not {value!r}")
+        if not isinstance(value, types):
+            raise self.error(key, f"must be {type_name}, not {value!r}")
+        return value
+
+    def str(self, key: str, default: Any = _REQUIRED, choices: tuple[str, ...] = ()) -> Any:
+        value = self._get(key, default, (str,), "a string")
+        if choices and value is not None and value not in choices:
+            raise self.error(key, f"must be one of {', '.join(map(repr, choices))}, not {value!r}")
+        return value
+
+    def name(self, key: str, default: Any = _REQUIRED) -> str:
+        value = self.str(key, default)
+        try:
+            return check_name(key, value)
+        except NameError_ as exc:
+            raise self.error(key, str(exc)) from None
+
+    def int(self, key: str, default: Any = _REQUIRED, min_value: int | None = None) -> Any:
+        value = self._get(key, default, (int,), "an integer")
+        if min_value is not None and value is not None and value < min_value:
+            raise self.error(key, f"must be at least {min_value}, not {value}")
+        return value
+
+    def float(self, key: str, default: Any = _REQUIRED, positive: bool = False) -> Any:
+        value = self._get(key, default, (int, float), "a number")
+        if positive and value is not None and not value > 0:
+            raise self.error(key, f"must be greater than 0, not {value}")
+        return None if value is None else float(value)
+
+    def bool(self, key: str, default: Any = _REQUIRED) -> Any:
+        return self._get(key, default, (bool,), "true or false")
+
+    def str_list(self, key: str, default: Any = _REQUIRED) -> Any:
+        value = self._get(key, default, (list,), "a list of strings")
+        if value is not default and not all(isinstance(v, str) for v in value):
+            raise self.error(key, "must be a list of strings")
+        return value
+
+    def str_map(self, key: str) -> dict[str, str]:
+        value = self._get(key, {}, (dict,), "a table of strings")
+        for k, v in value.items():
+            if not isinstance(v, str):
+                raise self.error(f"{key}.{k}", f"must be a string, not {v!r}")
+        return dict(value)
+
+    def table(self, key: str) -> Section:
+        return Section(self._get(key, {}, (dict,), "a table"), self.key_path(key))
+
+    def tables(self, key: str) -> list[Section]:
+        value = self._get(key, [], (list,), "an array of tables")
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise ConfigError(f"{self.key_path(key)}[{i}]: must be a table")
+            out.append(Section(item, f"{self.key_path(key)}[{i}]"))
+        return out
+
+    def secret(self, key: str, required: bool = False) -> str | None:
+        """`key` inline or `key_file` (first line of the file); the file wins where both are given."""
+        inline = self.str(key, None)
+        file_name = self.str(f"{key}_file", None)
+        if file_name is not None:
+            try:
+                return Path(file_name).read_text().splitlines()[0].strip() if Path(file_name).stat().st_size else ""
+            except OSError as exc:
+                raise self.error(f"{key}_file", f"cannot read {file_name}: {exc.strerror}") from None
+        if inline is None and required:
+            raise self.error(key, f"required (or {key}_file)")
+        return inline
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self._seen)
+        if unknown:
+            raise self.error(unknown[0], "unknown key")
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str
+    port: int
+    tls: bool
+    protocol: str
+    username: str | None
+    password: str | None
+    ca_file: str | None
+    root: str
+
+    @staticmethod
+    def parse(sec: Section) -> MqttConfig:
+        url = sec.str("url", "mqtt://127.0.0.1:1883")
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise sec.error("url", f"must be mqtt://host:port or mqtts://host:port, not {url!r}")
+        try:
+            port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        except ValueError:
+            raise sec.error("url", f"bad port in {url!r}") from None
+        root = sec.str("root", "powerhub")
+        if not root or any(c in root for c in "#+") or root.startswith("/") or root.endswith("/"):
+            raise sec.error("root", f"must be a topic prefix without wildcards or outer slashes, not {root!r}")
+        cfg = MqttConfig(
+            host=parts.hostname,
+            port=port,
+            tls=parts.scheme == "mqtts",
+            protocol=sec.str("protocol", "5", choices=("5", "3.1.1")),
+            username=sec.str("username", unquote(parts.username) if parts.username else None),
+            password=sec.secret("password"),
+            ca_file=sec.str("ca_file", None),
+            root=root,
+        )
+        sec.finish()
+        return cfg
+
+
+def state_path(file_name: str) -> str:
+    """Default location of a state file: systemd's StateDirectory when set, else ./var/ beside the caller."""
+    base = os.environ.get("STATE_DIRECTORY", "var")
+    return str(Path(base.split(":")[0]) / file_name)

@@ -1,0 +1,47 @@
+"""One way to build a paho-mqtt 2.x client from `[mqtt]`, for agent, hub and web alike."""
+
+from __future__ import annotations
+
+import json
+import ssl
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from telemetry.config import MqttConfig
+
+SESSION_EXPIRY_S = 7 * 24 * 3600  # how long the broker keeps a persistent session's queued messages
+
+
+def make_client(cfg: MqttConfig, client_id: str, persistent: bool = False, manual_ack: bool = False) -> paho.Client:
+    v5 = cfg.protocol == "5"
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+        clean_session=None if v5 else not persistent,
+        manual_ack=manual_ack,
+    )
+    if cfg.username is not None:
+        client.username_pw_set(cfg.username, cfg.password)
+    if cfg.tls:
+        client.tls_set(ca_certs=cfg.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    return client
+
+
+def connect_async(client: paho.Client, cfg: MqttConfig, persistent: bool = False) -> None:
+    """Start connecting in paho's own thread, which also reconnects with backoff after any loss."""
+    kwargs: dict[str, object] = {}
+    if cfg.protocol == "5":
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S if persistent else 0
+        kwargs = {"clean_start": not persistent, "properties": props}
+    client.connect_async(cfg.host, cfg.port, keepalive=30, **kwargs)  # type: ignore[arg-type]
+    client.loop_start()
+
+
+def status_payload(state: str, ts_ms: int, version: str) -> bytes:
+    return json.dumps({"state": state, "ts": ts_ms, "version": version}).encode()

@@ -1,0 +1,146 @@
+"""The data payload, SPEC.md section 2: one JSON object per point, or a JSON array of them.
+
+The decoder is strict about what SPEC fixes (types of `ts`, `seq` and the known values) and lenient about the rest:
+unknown scalar fields are kept as extras, because other publishers may add their own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from telemetry.names import SeriesKey
+
+MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+MAX_POINTS_PER_PAYLOAD = 50_000
+# Unix ms between 2001-09-09 and 2255-03-14: outside is a unit mistake (seconds, microseconds), not a time.
+# The upper bound also keeps every time inside InfluxDB's int64 nanoseconds.
+MIN_TS_MS = 1_000_000_000_000
+MAX_TS_MS = 9_000_000_000_000
+
+FLOAT_FIELDS = ("w", "a", "wh", "min_w", "max_w", "avg_w", "value")
+INT_FIELDS = ("ms",)
+STR_FIELDS = ("machine",)
+RESERVED = frozenset(("ts", "seq", "time", "site", "device", "channel", "id"))
+EXTRA_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+Value = float | int | str | bool
+
+
+class PayloadError(ValueError):
+    """A payload the hub must drop. `reason` is a short, stable label used as the metrics' `reason`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One reading of one series. `fields` holds the values (`w`, `ms`, `value`, ...), never `ts` or `seq`."""
+
+    key: SeriesKey
+    ts_ms: int
+    seq: int
+    fields: dict[str, Value] = field(default_factory=dict)
+
+    @property
+    def watts(self) -> float | None:
+        w = self.fields.get("w")
+        return float(w) if isinstance(w, int | float) and not isinstance(w, bool) else None
+
+    @property
+    def number(self) -> float | None:
+        """The series' main value: watts for power series, `value` for load series."""
+        v = self.fields.get("w", self.fields.get("value"))
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    def to_wire(self) -> dict[str, Value]:
+        return {"ts": self.ts_ms, "seq": self.seq, **self.fields}
+
+
+def encode_points(points: Iterable[Point]) -> bytes:
+    """One point as an object, several (all of one series) as an array."""
+    wire = [p.to_wire() for p in points]
+    body: object = wire[0] if len(wire) == 1 else wire
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)  # type: ignore[arg-type]
+
+
+def _decode_one(key: SeriesKey, obj: object) -> Point:
+    if not isinstance(obj, dict):
+        raise PayloadError("type", f"a point must be a JSON object, not {type(obj).__name__}")
+    for name in ("ts", "seq"):
+        if name not in obj:
+            raise PayloadError("missing", f"field {name!r} is required")
+        if not _is_int(obj[name]):
+            raise PayloadError("type", f"field {name!r} must be an integer")
+    ts, seq = obj["ts"], obj["seq"]
+    if not MIN_TS_MS <= ts <= MAX_TS_MS:
+        raise PayloadError("range", f"ts {ts} is not Unix milliseconds")
+    if seq < 0:
+        raise PayloadError("range", f"seq {seq} is negative")
+    fields: dict[str, Value] = {}
+    for name, v in obj.items():
+        if name in ("ts", "seq"):
+            continue
+        value = _check_field(name, v)
+        if value is not None:
+            fields[name] = value
+    main = "value" if key.measurement == "load" else "w"
+    if main not in fields:
+        raise PayloadError("missing", f"field {main!r} is required for {key.measurement} series")
+    return Point(key, ts, seq, fields)
+
+
+def _check_field(name: str, v: object) -> Value | None:
+    """The field's stored value; None for an extra that cannot be stored under its name (it is skipped)."""
+    if name in FLOAT_FIELDS:
+        if not _is_number(v):
+            raise PayloadError("type", f"field {name!r} must be a finite number")
+        return float(v)  # type: ignore[arg-type]
+    if name in INT_FIELDS:
+        if not _is_int(v) or v <= 0:  # type: ignore[operator]
+            raise PayloadError("type", f"field {name!r} must be a positive integer")
+        return v  # type: ignore[return-value]
+    if name in STR_FIELDS:
+        if not isinstance(v, str):
+            raise PayloadError("type", f"field {name!r} must be a string")
+        return v
+    if not EXTRA_NAME_RE.fullmatch(name) or name in RESERVED:
+        return None
+    # Extras: numbers are stored as floats so that one publisher's 1 and another's 1.5 never conflict in InfluxDB.
+    if isinstance(v, bool | str):
+        return v
+    if _is_number(v):
+        return float(v)  # type: ignore[arg-type]
+    return json.dumps(v, separators=(",", ":"))
+
+
+def decode_payload(key: SeriesKey, payload: bytes) -> list[Point]:
+    """Decode a data message for series `key`; raise PayloadError with a short reason when it must be dropped."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("oversized", f"{len(payload)} bytes, more than {MAX_PAYLOAD_BYTES}")
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError("json", f"not valid JSON ({exc})") from None
+    if isinstance(body, list):
+        if not body:
+            raise PayloadError("type", "empty array")
+        if len(body) > MAX_POINTS_PER_PAYLOAD:
+            raise PayloadError("oversized", f"{len(body)} points, more than {MAX_POINTS_PER_PAYLOAD}")
+        return [_decode_one(key, obj) for obj in body]
+    return [_decode_one(key, body)]

@@ -1,0 +1,31 @@
+"""MQTT topics, SPEC.md section 2: `{root}/data/{site}/{device}/{channel}` and `{root}/status/{site}/{agent}`."""
+
+from __future__ import annotations
+
+from telemetry.names import NameError_, SeriesKey, check_name
+
+
+class TopicError(ValueError):
+    """A topic that is not a well-formed data topic under our root."""
+
+
+def data_topic(root: str, key: SeriesKey) -> str:
+    return f"{root}/data/{key.site}/{key.device}/{key.channel}"
+
+
+def status_topic(root: str, site: str, agent: str) -> str:
+    return f"{root}/status/{check_name('site', site)}/{check_name('agent', agent)}"
+
+
+def parse_data_topic(root: str, topic: str) -> SeriesKey:
+    """The series a data topic names; the root may itself contain slashes (`$share/...` is not part of it)."""
+    prefix = f"{root}/data/"
+    if not topic.startswith(prefix):
+        raise TopicError(f"topic {topic!r} is not under {prefix!r}")
+    parts = topic[len(prefix) :].split("/")
+    if len(parts) != 3:
+        raise TopicError(f"topic {topic!r} must be {prefix}site/device/channel")
+    try:
+        return SeriesKey(*parts)
+    except NameError_ as exc:
+        raise TopicError(f"topic {topic!r}: {exc}") from None

@@ -1,0 +1,47 @@
+"""The HTTP server `powerhub web` runs: werkzeug's, one thread per request, so long-polls and streams wait
+without holding up other requests."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from web import state
+
+log = logging.getLogger(__name__)
+
+
+class WebServer:
+    def __init__(self, app: Flask, host: str | None = None, port: int | None = None) -> None:
+        cfg = app.extensions["powerhub"].config
+        self.app = app
+        self.server: BaseWSGIServer = make_server(host or cfg.host, cfg.port if port is None else port, app,
+                                                  threaded=True)
+        self.server.daemon_threads = True  # type: ignore[attr-defined]
+        self.port = self.server.server_port
+        self._thread = threading.Thread(target=self.server.serve_forever, name="web", daemon=True)
+
+    @property
+    def url(self) -> str:
+        prefix = self.app.extensions["powerhub"].config.url_prefix
+        return f"http://{self.server.server_address[0]}:{self.port}{prefix}/"
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("web serving on %s", self.url)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        with self.app.app_context():
+            state().live.stop()
+
+
+def serve(app: Flask, stop: threading.Event) -> None:
+    server = WebServer(app)
+    server.start()
+    stop.wait()
+    server.stop()
