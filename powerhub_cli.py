@@ -72,7 +72,9 @@ def parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text, description=help_text)
         sp.add_argument("--config", metavar="FILE", required=name != "demo", help="TOML config file")
         if name == "agent":
-            sp.add_argument("--stdout", action="store_true", help="print points as `topic payload` lines, publish nothing")
+            sp.add_argument(
+                "--stdout", action="store_true", help="print points as `topic payload` lines; publish nothing",
+            )
         if name == "demo":
             sp.add_argument("--port", type=int, default=8080, help="web port on 127.0.0.1 (default 8080)")
             sp.add_argument("--var", default="var", help="directory for the demo's store and outbox (default ./var)")

@@ -27,7 +27,7 @@ class AgentConfig:
         cfg = AgentConfig(
             site=agent.name("site"),
             name=agent.name("name"),
-            outbox=agent.str("outbox", state_path("outbox.sqlite")),
+            outbox=agent.string("outbox", state_path("outbox.sqlite")),
             readers=readers,
             mqtt=MqttConfig.parse(top.table("mqtt")),
         )

@@ -18,7 +18,7 @@ class StoreConfig:
 
     @staticmethod
     def parse(sec: Section) -> StoreConfig:
-        url = sec.str("url", f"sqlite:///{os.path.abspath(state_path('points.sqlite'))}")
+        url = sec.string("url", f"sqlite:///{os.path.abspath(state_path('points.sqlite'))}")
         if urlsplit(url).scheme not in STORES:
             raise sec.error("url", f"must start with one of {', '.join(s + '://' for s in sorted(STORES))}: {url!r}")
         cfg = StoreConfig(url=url, token=sec.secret("token"))
@@ -40,10 +40,10 @@ class HubConfig:
         top = Section(doc, "")
         hub = top.table("hub")
         cfg = HubConfig(
-            client_id=hub.str("client_id", "powerhub-hub"),
-            share_group=hub.str("share_group", None),
-            batch_points=hub.int("batch_points", 5000, min_value=1),
-            batch_age_s=hub.float("batch_age_s", 0.2, positive=True),
+            client_id=hub.string("client_id", "powerhub-hub"),
+            share_group=hub.string("share_group", None),
+            batch_points=hub.integer("batch_points", 5000, min_value=1),
+            batch_age_s=hub.number("batch_age_s", 0.2, positive=True),
             mqtt=MqttConfig.parse(top.table("mqtt")),
             store=StoreConfig.parse(top.table("store")),
         )

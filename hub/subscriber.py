@@ -73,7 +73,7 @@ class Subscriber:
     def _on_message(self, client: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         try:
             key = parse_data_topic(self.mqtt.root, msg.topic)
-            points = decode_payload(key, msg.payload)
+            points = decode_payload(key, bytes(msg.payload))
         except (TopicError, PayloadError) as exc:
             reason = exc.reason if isinstance(exc, PayloadError) else "topic"
             log.warning("dropped message on %s: %s", msg.topic[:200], exc)

@@ -61,32 +61,32 @@ class Section:
             raise self.error(key, f"must be {type_name}, not {value!r}")
         return value
 
-    def str(self, key: str, default: Any = _REQUIRED, choices: tuple[str, ...] = ()) -> Any:
+    def string(self, key: str, default: Any = _REQUIRED, choices: tuple[str, ...] = ()) -> Any:
         value = self._get(key, default, (str,), "a string")
         if choices and value is not None and value not in choices:
             raise self.error(key, f"must be one of {', '.join(map(repr, choices))}, not {value!r}")
         return value
 
     def name(self, key: str, default: Any = _REQUIRED) -> str:
-        value = self.str(key, default)
+        value = self.string(key, default)
         try:
             return check_name(key, value)
         except NameError_ as exc:
             raise self.error(key, str(exc)) from None
 
-    def int(self, key: str, default: Any = _REQUIRED, min_value: int | None = None) -> Any:
+    def integer(self, key: str, default: Any = _REQUIRED, min_value: int | None = None) -> Any:
         value = self._get(key, default, (int,), "an integer")
         if min_value is not None and value is not None and value < min_value:
             raise self.error(key, f"must be at least {min_value}, not {value}")
         return value
 
-    def float(self, key: str, default: Any = _REQUIRED, positive: bool = False) -> Any:
+    def number(self, key: str, default: Any = _REQUIRED, positive: bool = False) -> Any:
         value = self._get(key, default, (int, float), "a number")
         if positive and value is not None and not value > 0:
             raise self.error(key, f"must be greater than 0, not {value}")
         return None if value is None else float(value)
 
-    def bool(self, key: str, default: Any = _REQUIRED) -> Any:
+    def boolean(self, key: str, default: Any = _REQUIRED) -> Any:
         return self._get(key, default, (bool,), "true or false")
 
     def str_list(self, key: str, default: Any = _REQUIRED) -> Any:
@@ -116,8 +116,8 @@ class Section:
 
     def secret(self, key: str, required: bool = False) -> str | None:
         """`key` inline or `key_file` (first line of the file); the file wins where both are given."""
-        inline = self.str(key, None)
-        file_name = self.str(f"{key}_file", None)
+        inline = self.string(key, None)
+        file_name = self.string(f"{key}_file", None)
         if file_name is not None:
             try:
                 return Path(file_name).read_text().splitlines()[0].strip() if Path(file_name).stat().st_size else ""
@@ -146,7 +146,7 @@ class MqttConfig:
 
     @staticmethod
     def parse(sec: Section) -> MqttConfig:
-        url = sec.str("url", "mqtt://127.0.0.1:1883")
+        url = sec.string("url", "mqtt://127.0.0.1:1883")
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise sec.error("url", f"must be mqtt://host:port or mqtts://host:port, not {url!r}")
@@ -154,17 +154,17 @@ class MqttConfig:
             port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         except ValueError:
             raise sec.error("url", f"bad port in {url!r}") from None
-        root = sec.str("root", "powerhub")
+        root = sec.string("root", "powerhub")
         if not root or any(c in root for c in "#+") or root.startswith("/") or root.endswith("/"):
             raise sec.error("root", f"must be a topic prefix without wildcards or outer slashes, not {root!r}")
         cfg = MqttConfig(
             host=parts.hostname,
             port=port,
             tls=parts.scheme == "mqtts",
-            protocol=sec.str("protocol", "5", choices=("5", "3.1.1")),
-            username=sec.str("username", unquote(parts.username) if parts.username else None),
+            protocol=sec.string("protocol", "5", choices=("5", "3.1.1")),
+            username=sec.string("username", unquote(parts.username) if parts.username else None),
             password=sec.secret("password"),
-            ca_file=sec.str("ca_file", None),
+            ca_file=sec.string("ca_file", None),
             root=root,
         )
         sec.finish()

@@ -23,7 +23,7 @@ class WebConfig:
 
     @staticmethod
     def parse(sec: Section) -> WebConfig:
-        listen = sec.str("listen", "127.0.0.1:8080")
+        listen = sec.string("listen", "127.0.0.1:8080")
         host, _, port = listen.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise sec.error("listen", f"must be host:port, not {listen!r}")
@@ -33,11 +33,11 @@ class WebConfig:
                 allow.append(ipaddress.ip_network(cidr, strict=False))
             except ValueError as exc:
                 raise sec.error(f"allow[{i}]", str(exc)) from None
-        prefix = sec.str("url_prefix", "").rstrip("/")
+        prefix = sec.string("url_prefix", "").rstrip("/")
         if prefix and not prefix.startswith("/"):
             raise sec.error("url_prefix", f"must start with '/', not {prefix!r}")
         aliases = sec.str_map("blip_aliases")
-        for key, series_id in [("blip_default", sec.str("blip_default", None))] + [
+        for key, series_id in [("blip_default", sec.string("blip_default", None))] + [
             (f"blip_aliases.{k}", v) for k, v in aliases.items()
         ]:
             if series_id is not None:
@@ -50,10 +50,10 @@ class WebConfig:
             port=int(port),
             allow=tuple(allow),
             url_prefix=prefix,
-            blip_default=sec.str("blip_default", None),
+            blip_default=sec.string("blip_default", None),
             blip_aliases=aliases,
-            longpoll_s=sec.float("longpoll_s", None, positive=True),
-            live=sec.bool("live", True),
+            longpoll_s=sec.number("longpoll_s", None, positive=True),
+            live=sec.boolean("live", True),
         )
         sec.finish()
         return cfg

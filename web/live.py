@@ -48,7 +48,8 @@ class LiveFeed:
             if self._client is not None or self.mqtt is None:
                 return
             client = make_client(self.mqtt, f"powerhub-web-{os.getpid()}-{id(self):x}")
-            client.on_connect = lambda c, *_: c.subscribe(f"{self.mqtt.root}/data/#", qos=0)  # type: ignore[union-attr]
+            topic = f"{self.mqtt.root}/data/#"
+            client.on_connect = lambda c, *_: c.subscribe(topic, qos=0)
             client.on_message = self._on_message
             connect_async(client, self.mqtt)
             self._client = client
@@ -62,7 +63,7 @@ class LiveFeed:
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         assert self.mqtt is not None
         try:
-            points = decode_payload(parse_data_topic(self.mqtt.root, msg.topic), msg.payload)
+            points = decode_payload(parse_data_topic(self.mqtt.root, msg.topic), bytes(msg.payload))
         except (TopicError, PayloadError):
             return  # the hub logs and counts bad messages; here they are simply not live
         self.feed(points)

@@ -27,7 +27,8 @@ class WebServer:
     @property
     def url(self) -> str:
         prefix = self.app.extensions["powerhub"].config.url_prefix
-        return f"http://{self.server.server_address[0]}:{self.port}{prefix}/"
+        host = self.server.server_address[0]
+        return f"http://{host!s}:{self.port}{prefix}/"
 
     def start(self) -> None:
         self._thread.start()

@@ -58,7 +58,7 @@ def register(kind: str) -> Callable[[type[Reader]], type[Reader]]:
 
 
 def reader_from_config(sec: Section) -> Reader:
-    kind = sec.str("kind")
+    kind = sec.string("kind")
     if kind not in READERS:
         raise sec.error("kind", f"unknown reader kind {kind!r} (known: {', '.join(sorted(READERS))})")
     reader = READERS[kind].from_config(sec)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import serial
 
-from edge_agent.readers.base import Reader, ReaderContext, register
+from edge_agent.readers.base import Fields, Reader, ReaderContext, register
 from telemetry.config import Section
 
 log = logging.getLogger(__name__)
@@ -78,13 +78,13 @@ class BlipSerialReader(Reader):
             Section({"device": device}, sec.key_path(f"meters.{meter_id}")).name("device")
         return cls(
             device=sec.name("device"),
-            port=sec.str("port"),
-            baudrate=sec.int("baudrate", 9600, min_value=50),
-            imp_per_kwh=sec.float("imp_per_kwh", 1000.0, positive=True),
-            ct_ratio=sec.float("ct_ratio", 1.0, positive=True),
-            skip_lines_on_open=sec.int("skip_lines_on_open", 2, min_value=0),
+            port=sec.string("port"),
+            baudrate=sec.integer("baudrate", 9600, min_value=50),
+            imp_per_kwh=sec.number("imp_per_kwh", 1000.0, positive=True),
+            ct_ratio=sec.number("ct_ratio", 1.0, positive=True),
+            skip_lines_on_open=sec.integer("skip_lines_on_open", 2, min_value=0),
             meters=meters,
-            reopen_s=sec.float("reopen_s", 1.0, positive=True),
+            reopen_s=sec.number("reopen_s", 1.0, positive=True),
         )
 
     def run(self, ctx: ReaderContext) -> None:
@@ -94,12 +94,14 @@ class BlipSerialReader(Reader):
                 port = serial.Serial(self.port, self.baudrate, timeout=0.2)
             except (serial.SerialException, OSError) as exc:
                 if not down_since_logged:
-                    log.error("%s: cannot open %s (%s); retrying every %.0f s", self.device, self.port, exc, self.reopen_s)
+                    log.error("%s: cannot open %s (%s); retrying every %.0f s",
+                              self.device, self.port, exc, self.reopen_s)
                     down_since_logged = True
                 ctx.counters["serial_open_errors"] += 1
                 ctx.stop.wait(self.reopen_s)
                 continue
             log.info("%s: reading blinks from %s", self.device, self.port)
+            ctx.counters["serial_opened"] += 1
             down_since_logged = False
             try:
                 self._read_port(port, ctx)
@@ -141,5 +143,5 @@ class BlipSerialReader(Reader):
             return
         meter_id, ms = parsed
         device = self.device if meter_id is None else self.meters.get(meter_id, f"{self.device}-{meter_id}")
-        fields = {"w": blink_watts(ms, self.imp_per_kwh, self.ct_ratio), "ms": ms}
+        fields: Fields = {"w": blink_watts(ms, self.imp_per_kwh, self.ct_ratio), "ms": ms}
         ctx.emit(device, "power", fields, ts_ms)

@@ -55,10 +55,10 @@ class SimulatedReader(Reader):
     def from_config(cls, sec: Section) -> SimulatedReader:
         return cls(
             device=sec.name("device"),
-            mode=sec.str("mode", "blips", choices=("blips", "watts")),
-            interval_s=sec.float("interval_s", 1.0, positive=True),
-            imp_per_kwh=sec.float("imp_per_kwh", 10_000.0, positive=True),
-            seed=sec.int("seed", 1),
+            mode=sec.string("mode", "blips", choices=("blips", "watts")),
+            interval_s=sec.number("interval_s", 1.0, positive=True),
+            imp_per_kwh=sec.number("imp_per_kwh", 10_000.0, positive=True),
+            seed=sec.integer("seed", 1),
         )
 
     def run(self, ctx: ReaderContext) -> None:

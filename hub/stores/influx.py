@@ -31,7 +31,7 @@ def to_line(p: Point) -> str:
     lp = LinePoint(p.key.measurement).tag("site", p.key.site).tag("device", p.key.device)
     lp = lp.tag("channel", p.key.channel).field("seq", int(p.seq)).time(p.ts_ms, WritePrecision.MS)
     for name, value in p.fields.items():
-        lp = lp.field(name, int(value) if name in INT_FIELDS else value)  # type: ignore[arg-type]
+        lp = lp.field(name, int(value) if name in INT_FIELDS else value)
     return str(lp.to_line_protocol(precision=WritePrecision.MS))
 
 
@@ -117,7 +117,8 @@ class InfluxStore(Store):
         for row in s["values"]:
             rec = dict(zip(cols, row, strict=True))
             ts, seq = int(rec.pop("time")), rec.pop("seq", 0)
-            fields = {k: float(v) if k in FLOAT_FIELDS else v for k, v in rec.items() if v is not None and k not in TAGS}
+            fields = {k: float(v) if k in FLOAT_FIELDS else v
+                      for k, v in rec.items() if v is not None and k not in TAGS}
             out.append(Point(key, ts, int(seq or 0), fields))
         return out
 

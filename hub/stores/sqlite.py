@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,24 +39,32 @@ class SqliteStore(Store):
     def __init__(self, path: str) -> None:
         self.path = path
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._ids: dict[str, int] = {}
         self._write_lock = threading.Lock()
-        db = self._db()
-        db.executescript(SCHEMA)
+        with self._db() as db:
+            db.executescript(SCHEMA)
 
-    def _db(self) -> sqlite3.Connection:
-        """One connection per thread: SQLite connections are not to be shared, and WAL readers never block."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
-            self._local.db = db
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
         return db
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """Borrow a connection: one per concurrent caller, reused, since a web server may use a thread per request."""
+        try:
+            db = self._idle.get_nowait()
+        except queue.Empty:
+            db = self._connect()
+        try:
+            yield db
+        finally:
+            self._idle.put(db)
 
     def _series_id(self, db: sqlite3.Connection, sid: str, create: bool) -> int | None:
         if sid not in self._ids:
@@ -67,8 +77,7 @@ class SqliteStore(Store):
         return self._ids[sid]
 
     def write(self, points: Sequence[Point]) -> None:
-        db = self._db()
-        with self._write_lock:
+        with self._write_lock, self._db() as db:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 rows = []
@@ -86,44 +95,46 @@ class SqliteStore(Store):
                 raise StoreUnavailable(f"sqlite write: {exc}") from None
 
     def series(self) -> list[SeriesInfo]:
-        db = self._db()
         out = []
-        for sid_num, sid in db.execute("SELECT id, sid FROM series ORDER BY sid").fetchall():
-            key = parse_series_id(sid)
-            row = db.execute(
-                "SELECT ts, seq, w, ms, value, extra FROM points WHERE series = ? ORDER BY ts DESC LIMIT 1", (sid_num,)
-            ).fetchone()
-            out.append(SeriesInfo(key, _row_to_point(key, *row) if row else None))
+        with self._db() as db:
+            for sid_num, sid in db.execute("SELECT id, sid FROM series ORDER BY sid").fetchall():
+                key = parse_series_id(sid)
+                row = db.execute(
+                    "SELECT ts, seq, w, ms, value, extra FROM points WHERE series = ? ORDER BY ts DESC LIMIT 1",
+                    (sid_num,),
+                ).fetchone()
+                out.append(SeriesInfo(key, _row_to_point(key, *row) if row else None))
         return out
 
     def points(self, key: SeriesKey, from_ms: int, to_ms: int, limit: int, newest: bool = False) -> list[Point]:
-        db = self._db()
-        sid = self._series_id(db, key.id, False)
-        if sid is None:
-            return []
         order = "DESC" if newest else "ASC"
-        rows = db.execute(
-            f"SELECT ts, seq, w, ms, value, extra FROM points WHERE series = ? AND ts >= ? AND ts < ? "
-            f"ORDER BY ts {order} LIMIT ?",
-            (sid, from_ms, to_ms, limit),
-        ).fetchall()
+        with self._db() as db:
+            sid = self._series_id(db, key.id, False)
+            if sid is None:
+                return []
+            rows = db.execute(
+                f"SELECT ts, seq, w, ms, value, extra FROM points WHERE series = ? AND ts >= ? AND ts < ? "
+                f"ORDER BY ts {order} LIMIT ?",
+                (sid, from_ms, to_ms, limit),
+            ).fetchall()
         if newest:
             rows.reverse()
         return [_row_to_point(key, *row) for row in rows]
 
     def buckets(self, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin_ms: int = 0) -> list[Bucket]:
-        db = self._db()
-        sid = self._series_id(db, key.id, False)
-        if sid is None:
-            return []
         main = "value" if key.measurement == "load" else "w"
-        rows = db.execute(
-            # Floor division also for points before the origin (SQLite's `/` truncates toward zero).
-            f"SELECT CASE WHEN ts >= :o THEN (ts - :o) / :s ELSE (ts - :o - :s + 1) / :s END AS b, count({main}), avg({main}), min({main}), max({main}), "
-            f"sum(ms), min(ms), max(ms), sum(w * ms) FROM points "
-            f"WHERE series = :id AND ts >= :f AND ts < :t AND {main} IS NOT NULL GROUP BY b ORDER BY b",
-            {"o": origin_ms, "s": step_ms, "id": sid, "f": from_ms, "t": to_ms},
-        ).fetchall()
+        with self._db() as db:
+            sid = self._series_id(db, key.id, False)
+            if sid is None:
+                return []
+            rows = db.execute(
+                # Floor division also for points before the origin (SQLite's `/` truncates toward zero).
+                f"SELECT CASE WHEN ts >= :o THEN (ts - :o) / :s ELSE (ts - :o - :s + 1) / :s END AS b, "
+                f"count({main}), avg({main}), min({main}), max({main}), sum(ms), min(ms), max(ms), sum(w * ms) "
+                f"FROM points WHERE series = :id AND ts >= :f AND ts < :t AND {main} IS NOT NULL "
+                f"GROUP BY b ORDER BY b",
+                {"o": origin_ms, "s": step_ms, "id": sid, "f": from_ms, "t": to_ms},
+            ).fetchall()
         return [
             Bucket(origin_ms + b * step_ms, n, mean, lo, hi, sum_ms, min_ms, max_ms,
                    None if e is None else e / 3_600_000)
@@ -132,9 +143,15 @@ class SqliteStore(Store):
 
     def ping(self) -> None:
         try:
-            self._db().execute("SELECT 1").fetchone()
+            with self._db() as db:
+                db.execute("SELECT 1").fetchone()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
+
+
+    def close(self) -> None:
+        while not self._idle.empty():
+            self._idle.get_nowait().close()
 
 
 @register("sqlite")

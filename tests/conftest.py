@@ -1,0 +1,205 @@
+"""Fixtures that start the real peers: Mosquitto and InfluxDB on free loopback ports with their data in a temp dir,
+a pty pair for the Arduino, and the stores. Each fixture stops what it started."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from hub.stores import Store, open_store
+from telemetry.config import MqttConfig, Section
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
+    """Poll until `predicate()` is truthy; fail the test with `what` if it never is."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def wait_port(port: int, timeout_s: float = 15.0) -> None:
+    def is_open() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(is_open, timeout_s, f"port {port}")
+
+
+class Mosquitto:
+    """A real Mosquitto on a loopback port; `restart()` keeps its persistence file."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "user root\n"  # as root mosquitto would switch to its own user and lose access to the temp dir
+            "persistence true\n"
+            f"persistence_location {workdir}/\n"
+            "max_queued_messages 1000000\n"
+            "max_inflight_messages 0\n"
+            f"log_dest file {workdir}/mosquitto.log\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def mqtt_root() -> str:
+    """A topic root of the test's own, so tests sharing the session's broker never see each other's points."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def mqtt_doc(mosquitto: Mosquitto, mqtt_root: str) -> dict[str, Any]:
+    return {"url": mosquitto.url(), "root": mqtt_root}
+
+
+@pytest.fixture
+def mqtt_cfg(mqtt_doc: dict[str, Any]) -> MqttConfig:
+    return MqttConfig.parse(Section(mqtt_doc, "mqtt"))
+
+
+class InfluxDB:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port, rpc_port = free_port(), free_port()
+        self.conf = workdir / "influxdb.conf"
+        self.conf.write_text(
+            "reporting-disabled = true\n"
+            f'bind-address = "127.0.0.1:{rpc_port}"\n'
+            f'[meta]\n  dir = "{workdir}/meta"\n'
+            f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n  query-log-enabled = false\n'
+            "[monitor]\n  store-enabled = false\n"
+            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.workdir / "influxd.log", "ab") as log:
+            self.proc = subprocess.Popen(["influxd", "-config", str(self.conf)], stdout=log, stderr=log)
+        wait_for(self._pings, 30, "InfluxDB /ping")
+
+    def _pings(self) -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{self.port}/ping", timeout=1).status_code == 204
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(20)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
+    server = InfluxDB(tmp_path_factory.mktemp("influxdb"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "influxdb"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty store of each kind: every test using it runs once per store."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/points.sqlite"
+    influx: InfluxDB = request.getfixturevalue("influxdb")
+    return f"influxdb://127.0.0.1:{influx.port}/t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = open_store(store_url)
+    yield s
+    s.close()
+
+
+class Pty:
+    """A pty pair standing in for the Arduino's USB serial port; `port` is a stable symlink, like udev's."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = str(workdir / "arduino")
+        self.master: int | None = None
+        self.plug()
+
+    def plug(self) -> None:
+        master, slave = os.openpty()
+        name = os.ttyname(slave)
+        os.close(slave)
+        if os.path.lexists(self.port):
+            os.unlink(self.port)
+        os.symlink(name, self.port)
+        self.master = master
+
+    def unplug(self) -> None:
+        """The USB cable pulled: the device node goes away and the open port fails."""
+        if self.master is not None:
+            os.close(self.master)
+            self.master = None
+        if os.path.lexists(self.port):
+            os.unlink(self.port)
+
+    def write(self, text: str) -> None:
+        assert self.master is not None
+        os.write(self.master, text.encode())
+
+
+@pytest.fixture
+def pty(tmp_path: Path) -> Iterator[Pty]:
+    p = Pty(tmp_path)
+    yield p
+    p.unplug()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,123 @@
+"""The wire contract: names, series ids, topics and the payload codec, including every way a payload is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from telemetry import (
+    MAX_PAYLOAD_BYTES,
+    NameError_,
+    PayloadError,
+    Point,
+    SeriesKey,
+    TopicError,
+    data_topic,
+    decode_payload,
+    encode_points,
+    parse_data_topic,
+    parse_series_id,
+    status_topic,
+)
+
+KEY = SeriesKey("lab", "mainmeter", "power")
+TS = 1_700_000_000_000
+
+
+@pytest.mark.parametrize("name", ["lab", "a", "0", "pdu-a3", "outlet_1", "x" * 63])
+def test_valid_names(name: str) -> None:
+    assert SeriesKey(name, name, name).id == f"{name}.{name}.{name}"
+
+
+@pytest.mark.parametrize("name", ["", "Lab", "-lab", "_x", "a.b", "a/b", "a b", "x" * 64, "ø", "+", "#"])
+def test_invalid_names_are_refused(name: str) -> None:
+    with pytest.raises(NameError_, match="must match"):
+        SeriesKey("lab", name, "power")
+
+
+def test_series_id_round_trip() -> None:
+    assert parse_series_id("lab.mainmeter.power") == KEY
+    for bad in ("lab.mainmeter", "a.b.c.d", "", "lab..power"):
+        with pytest.raises(NameError_):
+            parse_series_id(bad)
+
+
+def test_topics() -> None:
+    assert data_topic("powerhub", KEY) == "powerhub/data/lab/mainmeter/power"
+    assert parse_data_topic("powerhub", "powerhub/data/lab/mainmeter/power") == KEY
+    assert parse_data_topic("a/b", "a/b/data/lab/mainmeter/power") == KEY
+    assert status_topic("powerhub", "lab", "basement-pi") == "powerhub/status/lab/basement-pi"
+    for bad in ("other/data/lab/m/power", "powerhub/data/lab/m", "powerhub/data/lab/m/p/x", "powerhub/data/LAB/m/p"):
+        with pytest.raises(TopicError):
+            parse_data_topic("powerhub", bad)
+
+
+def test_measurement_by_channel() -> None:
+    assert KEY.measurement == "power"
+    assert SeriesKey("lab", "host", "load1").measurement == "load"
+
+
+def test_encode_decode_object_and_array() -> None:
+    one = Point(KEY, TS, 7, {"w": 3600.0, "ms": 1000})
+    assert json.loads(encode_points([one])) == {"ts": TS, "seq": 7, "w": 3600.0, "ms": 1000}
+    assert decode_payload(KEY, encode_points([one])) == [one]
+    many = [Point(KEY, TS + i, i, {"w": float(i)}) for i in range(3)]
+    assert isinstance(json.loads(encode_points(many)), list)
+    assert decode_payload(KEY, encode_points(many)) == many
+
+
+def test_decode_converts_and_keeps_extras() -> None:
+    body = {"ts": TS, "seq": 1, "w": 100, "a": 2, "machine": "node17", "note": "x", "n": 3, "ok": True,
+            "nested": {"k": [1]}, "bad name!": 1, "site": "evil"}
+    (p,) = decode_payload(KEY, json.dumps(body).encode())
+    assert p.fields == {"w": 100.0, "a": 2.0, "machine": "node17", "note": "x", "n": 3.0, "ok": True,
+                        "nested": '{"k":[1]}'}
+    assert isinstance(p.fields["w"], float)
+
+
+def test_load_series_needs_value() -> None:
+    key = SeriesKey("lab", "host", "load1")
+    (p,) = decode_payload(key, json.dumps({"ts": TS, "seq": 1, "value": 0.5}).encode())
+    assert p.number == 0.5
+    with pytest.raises(PayloadError, match="'value' is required"):
+        decode_payload(key, json.dumps({"ts": TS, "seq": 1, "w": 1.0}).encode())
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"not json", "json"),
+        (b"\xff\xfe", "json"),
+        (b"", "json"),
+        (b"42", "type"),
+        (b"[]", "type"),
+        (b"[1, 2]", "type"),
+        (b'{"seq": 1, "w": 1.0}', "missing"),
+        (b'{"ts": 1700000000000, "w": 1.0}', "missing"),
+        (b'{"ts": 1700000000000, "seq": 1}', "missing"),
+        (b'{"ts": "1700000000000", "seq": 1, "w": 1.0}', "type"),
+        (b'{"ts": 1700000000000.5, "seq": 1, "w": 1.0}', "type"),
+        (b'{"ts": true, "seq": 1, "w": 1.0}', "type"),
+        (b'{"ts": 1700000000, "seq": 1, "w": 1.0}', "range"),
+        (b'{"ts": 1700000000000000, "seq": 1, "w": 1.0}', "range"),
+        (b'{"ts": 1700000000000, "seq": -1, "w": 1.0}', "range"),
+        (b'{"ts": 1700000000000, "seq": 1, "w": "100"}', "type"),
+        (b'{"ts": 1700000000000, "seq": 1, "w": NaN}', "type"),
+        (b'{"ts": 1700000000000, "seq": 1, "w": Infinity}', "type"),
+        (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "ms": 0}', "type"),
+        (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "ms": 1.5}', "type"),
+        (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "machine": 5}', "type"),
+    ],
+)
+def test_malformed_payloads_are_refused_with_a_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(PayloadError) as exc:
+        decode_payload(KEY, payload)
+    assert exc.value.reason == reason
+
+
+def test_oversized_payload_is_refused_before_parsing() -> None:
+    payload = b"[" + b" " * MAX_PAYLOAD_BYTES + b"]"
+    with pytest.raises(PayloadError) as exc:
+        decode_payload(KEY, payload)
+    assert exc.value.reason == "oversized"
