@@ -21,12 +21,13 @@ class AgentConfig:
     def parse(doc: dict[str, Any]) -> AgentConfig:
         top = Section(doc, "")
         agent = top.table("agent")
+        site, name = agent.name("site"), agent.name("name")
         readers = [reader_from_config(sec) for sec in agent.tables("readers")]
         if not readers:
             raise ConfigError("agent.readers: at least one reader is required")
         cfg = AgentConfig(
-            site=agent.name("site"),
-            name=agent.name("name"),
+            site=site,
+            name=name,
             outbox=agent.string("outbox", state_path("outbox.sqlite")),
             readers=readers,
             mqtt=MqttConfig.parse(top.table("mqtt")),

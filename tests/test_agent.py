@@ -1,0 +1,195 @@
+"""The agent: outbox, stamping, publishing to a real Mosquitto (also across a broker outage), and its CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+
+from edge_agent.agent import Agent, Stamper
+from edge_agent.config import AgentConfig
+from edge_agent.outbox import Outbox
+from telemetry import Point, SeriesKey, decode_payload, parse_data_topic
+from telemetry.config import ConfigError, MqttConfig, Section
+from telemetry.mqtt import connect_async, make_client
+from tests.conftest import Mosquitto, wait_for
+
+KEY = SeriesKey("lab", "house", "power")
+T0 = 1_700_000_000_000
+
+
+def test_outbox_seq_survives_restart_and_ack_deletes(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite")
+    a = box.put(Point(KEY, T0, 0, {"w": 1.0}))
+    b = box.put(Point(KEY, T0 + 1, 0, {"w": 2.0}))
+    assert (a.seq, b.seq) == (1, 2)
+    box.ack([1])
+    box.close()
+    box = Outbox(tmp_path / "o.sqlite")
+    assert [p.seq for p in box.peek(10)] == [2]
+    box.ack([2])
+    c = box.put(Point(KEY, T0 + 2, 0, {"w": 3.0}))
+    assert c.seq == 3  # never reused, even after the outbox emptied
+    assert box.last_ts == {KEY.id: T0 + 2}
+    assert box.peek(10, after_seq=3) == []
+    assert len(box) == 1
+    box.close()
+
+
+def test_stamper_keeps_ts_strictly_increasing() -> None:
+    st = Stamper("lab", {KEY.id: T0 + 100})
+    assert st.point("house", "power", {"w": 1.0}, T0).ts_ms == T0 + 101  # the clock went back across a restart
+    assert st.point("house", "power", {"w": 1.0}, T0 + 101).ts_ms == T0 + 102  # same millisecond
+    assert st.point("house", "power", {"w": 1.0}, T0 + 500).ts_ms == T0 + 500
+    assert st.point("other", "power", {"w": 1.0}, T0).ts_ms == T0
+
+
+class Collector:
+    """A plain MQTT subscriber, as another program would be, recording every data point it sees."""
+
+    def __init__(self, cfg: MqttConfig) -> None:
+        self.cfg = cfg
+        self.points: list[Point] = []
+        self.status: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.client = make_client(cfg, f"collector-{id(self)}")
+        self.client.on_connect = lambda c, *_: c.subscribe(f"{cfg.root}/#", qos=1)
+        self.client.on_message = self.on_message
+        self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        connect_async(self.client, cfg)
+        wait_for(self.subscribed.is_set, what="the collector's subscription")
+
+    def on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        with self.lock:
+            if "/status/" in msg.topic:
+                self.status.append(json.loads(msg.payload))
+            else:
+                self.points += decode_payload(parse_data_topic(self.cfg.root, msg.topic), bytes(msg.payload))
+
+    def seqs(self) -> list[int]:
+        with self.lock:
+            return [p.seq for p in self.points]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def agent_doc(mqtt_doc: dict[str, Any], outbox: Path, **reader: Any) -> dict[str, Any]:
+    reader = {"kind": "simulated", "device": "house", "mode": "watts", "interval_s": 0.01, **reader}
+    return {"mqtt": mqtt_doc, "agent": {"site": "lab", "name": "pi", "outbox": str(outbox), "readers": [reader]}}
+
+
+@pytest.fixture
+def collector(mqtt_cfg: MqttConfig) -> Iterator[Collector]:
+    c = Collector(mqtt_cfg)
+    yield c
+    c.close()
+
+
+def test_agent_publishes_every_point_once_in_order(mqtt_doc: dict[str, Any], collector: Collector,
+                                                   tmp_path: Path) -> None:
+    agent = Agent(AgentConfig.parse(agent_doc(mqtt_doc, tmp_path / "o.sqlite")))
+    agent.start()
+    wait_for(lambda: len(collector.seqs()) >= 100, what="100 points")
+    agent.stop()
+    acked = agent.metrics()["points_acked"]
+    outbox = Outbox(tmp_path / "o.sqlite")
+    assert [p.seq for p in outbox.peek(10)][:1] in ([], [acked + 1])  # only what was not acknowledged is left
+    outbox.close()
+    wait_for(lambda: len(collector.seqs()) >= acked, what="every acknowledged point at the subscriber")
+    seqs = collector.seqs()
+    assert seqs == list(range(1, len(seqs) + 1))  # each once, in order
+    ts = [p.ts_ms for p in collector.points]
+    assert ts == sorted(set(ts))
+    assert collector.status[0]["state"] == "online" and collector.status[-1]["state"] == "offline"
+
+
+def test_outbox_keeps_points_while_the_broker_is_down(tmp_path: Path, mqtt_root: str) -> None:
+    (tmp_path / "broker").mkdir()
+    broker = Mosquitto(tmp_path / "broker")
+    doc = {"url": broker.url(), "root": mqtt_root}
+    agent = Agent(AgentConfig.parse(agent_doc(doc, tmp_path / "o.sqlite")))
+    agent.start()
+    try:
+        assert agent.outbox is not None
+        wait_for(lambda: len(agent.outbox) >= 50, what="50 points held in the outbox")  # type: ignore[arg-type]
+        broker.start()
+        collector = Collector(MqttConfig.parse(Section(doc, "mqtt")))
+        try:
+            wait_for(lambda: len(collector.seqs()) >= 60, timeout_s=20, what="the backlog to drain")
+            seqs = collector.seqs()
+            assert seqs[:60] == list(range(1, 61))
+        finally:
+            collector.close()
+    finally:
+        agent.stop()
+        broker.stop()
+
+
+def run_cli(*args: str, timeout_s: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "powerhub_cli", *args], capture_output=True, text=True,
+                          timeout=timeout_s, check=False)
+
+
+def test_agent_stdout_prints_topic_and_payload(tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text('[agent]\nsite = "lab"\nname = "pi"\n[[agent.readers]]\nkind = "simulated"\ndevice = "house"\n'
+                   'mode = "watts"\ninterval_s = 0.05\n')
+    proc = subprocess.Popen([sys.executable, "-m", "powerhub_cli", "agent", "--config", str(cfg), "--stdout"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    for i, line in enumerate(lines, start=1):
+        topic, payload = line.rstrip("\n").split(" ", 1)
+        assert topic == "powerhub/data/lab/house/power"
+        body = json.loads(payload)
+        assert body["seq"] == i and isinstance(body["w"], float) and body["ts"] > T0
+    assert not (tmp_path / "var").exists()  # --stdout touches no outbox
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[agent]\nname = "pi"\n', "agent.site: required"),
+        ('[agent]\nsite = "Lab!"\nname = "pi"\n', "agent.site: site 'Lab!' must match"),
+        ('[agent]\nsite = "lab"\nname = "pi"\n', "agent.readers: at least one reader"),
+        ('[agent]\nsite = "lab"\nname = "pi"\n[[agent.readers]]\nkind = "nope"\ndevice = "x"\n',
+         "agent.readers[0].kind: unknown reader kind 'nope'"),
+        ('[agent]\nsite = "lab"\nname = "pi"\n[[agent.readers]]\nkind = "simulated"\ndevice = "x"\n'
+         '[[agent.readers]]\nkind = "blip_serial"\ndevice = "m"\n', "agent.readers[1].port: required"),
+        ('[agent]\nsite = "lab"\nname = "pi"\n[[agent.readers]]\nkind = "blip_serial"\ndevice = "m"\n'
+         'port = "/dev/x"\nbaudrate = "fast"\n', "agent.readers[0].baudrate: must be an integer"),
+        ('[agent]\nsite = "lab"\nname = "pi"\n[[agent.readers]]\nkind = "simulated"\ndevice = "x"\ncolour = 1\n',
+         "agent.readers[0].colour: unknown key"),
+        ('[mqtt]\nurl = "http://x"\n[agent]\nsite = "lab"\nname = "pi"\n[[agent.readers]]\nkind = "simulated"\n'
+         'device = "x"\n', "mqtt.url: must be mqtt://"),
+        ("[agent\n", "agent.toml"),
+    ],
+)
+def test_config_errors_exit_2_naming_the_key(tmp_path: Path, toml: str, message: str) -> None:
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(toml)
+    result = run_cli("agent", "--config", str(cfg), "--stdout")
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_config_error_type() -> None:
+    with pytest.raises(ConfigError, match=r"agent.readers\[0\].imp_per_kwh: must be greater than 0"):
+        AgentConfig.parse({"agent": {"site": "lab", "name": "pi", "readers": [
+            {"kind": "blip_serial", "device": "m", "port": "/dev/x", "imp_per_kwh": 0}]}})

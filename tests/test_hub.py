@@ -1,0 +1,100 @@
+"""The hub against a real Mosquitto and each store: what it stores, what it drops, and its persistent session."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import paho.mqtt.client as paho
+import pytest
+
+from hub.stores import Store
+from hub.subscriber import Subscriber
+from telemetry import MAX_PAYLOAD_BYTES, SeriesKey
+from telemetry.config import MqttConfig
+from telemetry.metrics import Metrics
+from telemetry.mqtt import connect_async, make_client
+from tests.conftest import wait_for
+
+KEY = SeriesKey("lab", "mainmeter", "power")
+T0 = 1_700_000_000_000
+
+
+class Publisher:
+    """A raw MQTT client, as any other program (or a broken one) would publish."""
+
+    def __init__(self, cfg: MqttConfig) -> None:
+        self.cfg = cfg
+        self.client = make_client(cfg, f"raw-{id(self)}")
+        connect_async(self.client, cfg)
+        wait_for(self.client.is_connected, what="the publisher to connect")
+
+    def send(self, sub_topic: str, payload: bytes | str) -> None:
+        info = self.client.publish(f"{self.cfg.root}/{sub_topic}", payload, qos=1)
+        info.wait_for_publish(10)
+        assert info.rc == paho.MQTT_ERR_SUCCESS
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def publisher(mqtt_cfg: MqttConfig) -> Iterator[Publisher]:
+    p = Publisher(mqtt_cfg)
+    yield p
+    p.close()
+
+
+def start_hub(mqtt_cfg: MqttConfig, store: Store, metrics: Metrics, client_id: str) -> Subscriber:
+    hub = Subscriber(mqtt_cfg, store, metrics, client_id, batch_age_s=0.05)
+    hub.start()
+    wait_for(hub.connected.is_set, what="the hub to connect")
+    return hub
+
+
+def point(seq: int, **extra: object) -> str:
+    return json.dumps({"ts": T0 + seq * 1000, "seq": seq, "w": 3600.0, "ms": 1000, **extra})
+
+
+def test_good_points_stored_bad_ones_dropped_and_counted(mqtt_cfg: MqttConfig, store: Store,
+                                                         publisher: Publisher, mqtt_root: str) -> None:
+    metrics = Metrics()
+    hub = start_hub(mqtt_cfg, store, metrics, f"hub-{mqtt_root}")
+    try:
+        topic = "data/lab/mainmeter/power"
+        publisher.send(topic, point(1))
+        publisher.send(topic, "not json")
+        publisher.send(topic, json.dumps({"ts": T0, "w": 1.0}))
+        publisher.send(topic, json.dumps({"ts": "yesterday", "seq": 2, "w": 1.0}))
+        publisher.send(topic, b"[" + b" " * MAX_PAYLOAD_BYTES + b"]")
+        publisher.send("data/lab/Main Meter/power", point(3))
+        publisher.send("data/lab/mainmeter", point(4))
+        publisher.send(topic, f"[{point(5)}, {point(6, vendor_extra=1.5)}]")
+        publisher.send(topic, point(5))  # a retransmission: stored once
+        wait_for(lambda: metrics.value("powerhub_points_stored_total") >= 4, what="the good points stored")
+        got = store.points(KEY, T0, T0 + 10_000, 100)
+        assert [p.seq for p in got] == [1, 5, 6]
+        assert got[2].fields["vendor_extra"] == 1.5
+        dropped = {r: metrics.value("powerhub_points_dropped_total", reason=r) for r in
+                   ("json", "missing", "type", "oversized", "topic")}
+        assert dropped == {"json": 1, "missing": 1, "type": 1, "oversized": 1, "topic": 2}
+        assert "powerhub_points_dropped_total{reason=\"json\"} 1" in metrics.render()
+    finally:
+        hub.stop()
+
+
+def test_persistent_session_keeps_points_while_the_hub_is_down(mqtt_cfg: MqttConfig, store: Store,
+                                                              publisher: Publisher, mqtt_root: str) -> None:
+    client_id = f"hub-{mqtt_root}"
+    hub = start_hub(mqtt_cfg, store, Metrics(), client_id)
+    hub.stop()
+    for seq in range(1, 51):
+        publisher.send("data/lab/mainmeter/power", point(seq))
+    metrics = Metrics()
+    hub = start_hub(mqtt_cfg, store, metrics, client_id)
+    try:
+        wait_for(lambda: metrics.value("powerhub_points_stored_total") >= 50, what="the queued points")
+        assert [p.seq for p in store.points(KEY, T0, T0 + 100_000, 100)] == list(range(1, 51))
+    finally:
+        hub.stop()
