@@ -261,3 +261,12 @@ def test_url_prefix(app: Flask, store_url: str) -> None:
     assert client.get("/ajax/last").get_json()[1] == 500
     assert client.get("/last").status_code == 404
     assert b'src="/ajax/static/app.js"' in client.get("/ajax/").data
+
+
+def test_allowlist_refuses_other_addresses(app: Flask, store_url: str) -> None:
+    client = make_app(store_url, allow=["10.1.0.0/16"]).test_client()
+    assert_json_error(client.get("/api/v1/series"), 403, "not allowed")
+    assert client.get("/api/v1/series", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 200
+    default = make_app(store_url).test_client()
+    assert_json_error(default.get("/last", environ_base={"REMOTE_ADDR": "192.0.2.7"}), 403)
+    assert default.get("/last", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200

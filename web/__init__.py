@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 
 from hub.config import StoreConfig
 from hub.stores import Store, open_store
@@ -51,6 +52,19 @@ def state() -> WebState:
     return cast(WebState, current_app.extensions["powerhub"])
 
 
+def _check_allowlist() -> None:
+    """`web.allow`: answer 403 to clients outside it (the socket's address; proxy headers are not trusted yet)."""
+    from web.errors import abort_json
+
+    allow = state().config.allow
+    try:
+        addr = ipaddress.ip_address((request.remote_addr or "").split("%")[0])
+    except ValueError:
+        abort_json(403, "client address not allowed")
+    if not any(addr in net for net in allow):
+        abort_json(403, "client address not allowed")
+
+
 def create_app(doc: dict[str, Any] | None = None, metrics: Metrics | None = None) -> Flask:
     """Build the app from a config document (the parsed TOML: `web`, `store`, `mqtt` sections)."""
     doc = doc or {}
@@ -65,6 +79,7 @@ def create_app(doc: dict[str, Any] | None = None, metrics: Metrics | None = None
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["powerhub"] = WebState(web_cfg, store_cfg, LiveFeed(mqtt_cfg), metrics or Metrics())
     errors.install(app)
+    app.before_request(_check_allowlist)
     for module in (api, stream, blip, dashboard):
         app.register_blueprint(module.bp, url_prefix=web_cfg.url_prefix or None)
     return app

@@ -47,20 +47,21 @@ def _headers(resp: Response) -> Response:
     return resp
 
 
-def _key(blip_id: str | None) -> SeriesKey:
+def _key(blip_id: str | None, must_exist: bool = True) -> SeriesKey:
     cfg = state().config
     if blip_id is None:
         if cfg.blip_default is None:
             abort_json(404, "no default blip series: set web.blip_default")
-        return series_key(cfg.blip_default)
-    return series_key(cfg.blip_aliases.get(blip_id, blip_id))
+        return series_key(cfg.blip_default, must_exist)
+    return series_key(cfg.blip_aliases.get(blip_id, blip_id), must_exist)
 
 
 def _pairs(points: list[Point]) -> list[list[int]]:
     return [[p.ts_ms, int(p.fields["ms"])] for p in points if "ms" in p.fields]
 
 
-def route(rule: str, id_form_only: bool = False) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+def route(rule: str, id_form_only: bool = False, live: bool = False) -> Callable[[Callable[..., Response]],
+                                                                                Callable[..., Response]]:
     """Register a handler `(key, *numbers)` at `/{rule}` (default series) and `/{name}/<blip_id>/{rest}`."""
 
     def add(handler: Callable[..., Response]) -> Callable[..., Response]:
@@ -71,7 +72,7 @@ def route(rule: str, id_form_only: bool = False) -> Callable[[Callable[..., Resp
             if request.method == "OPTIONS":
                 return _json(None)
             numbers = [whole_number(p, parts[p]) for p in params]
-            return handler(_key(blip_id), *numbers)
+            return handler(_key(blip_id, must_exist=not live), *numbers)
 
         endpoint = handler.__name__
         methods = ["GET", "OPTIONS"]
@@ -83,7 +84,7 @@ def route(rule: str, id_form_only: bool = False) -> Callable[[Callable[..., Resp
     return add
 
 
-@route("blip")
+@route("blip", live=True)  # the long-poll may wait for a series' first blink
 def blip(key: SeriesKey) -> Response:
     point = state().live.wait_next(key.id, state().config.longpoll_s)
     while point is not None and "ms" not in point.fields:

@@ -25,8 +25,8 @@ class WebConfig:
     def parse(sec: Section) -> WebConfig:
         listen = sec.string("listen", "127.0.0.1:8080")
         host, _, port = listen.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise sec.error("listen", f"must be host:port, not {listen!r}")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise sec.error("listen", f"must be host:port (port 0: any free port), not {listen!r}")
         allow = []
         for i, cidr in enumerate(sec.str_list("allow", ["127.0.0.0/8", "::1/128"])):
             try:

@@ -45,12 +45,16 @@ def time_range() -> tuple[int, int]:
     return from_ms, to_ms
 
 
-def series_key(series_id: str) -> SeriesKey:
-    """The series named by an id, or 404 when the store has no such series (400 when the id is malformed)."""
+def series_key(series_id: str, must_exist: bool = True) -> SeriesKey:
+    """The series named by an id, or 404 when the store has no such series (400 when the id is malformed).
+
+    Live routes pass `must_exist=False`: waiting for a series' first point is a fair request."""
     try:
         key = parse_series_id(series_id)
     except NameError_ as exc:
         abort_json(400, str(exc))
+    if not must_exist:
+        return key
     st = state()
     if key.id not in st.known_series() and key.id not in st.known_series(refresh=True):
         abort_json(404, f"unknown series {series_id!r}")

@@ -42,7 +42,7 @@ def _last_event_ts() -> int | None:
 @bp.get("/api/v1/stream")
 def stream() -> Response:
     raw = request.args.get("series", "")
-    keys = [series_key(s) for s in raw.split(",") if s] if raw else None
+    keys = [series_key(s, must_exist=False) for s in raw.split(",") if s] if raw else None
     after_ts = _last_event_ts()
     st = state()
     live = st.live
