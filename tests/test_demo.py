@@ -64,7 +64,7 @@ def test_dashboard_moves_in_chromium(demo: str, artifacts: Path) -> None:
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(demo + "/")
-            expect(page.locator("#now-w")).not_to_have_text("–", timeout=20_000)
+            expect(page.locator("#now-w")).not_to_have_text("\u2013", timeout=20_000)  # the placeholder dash
             first = page.locator("#now-at").text_content()
             expect(page.locator("#now-at")).not_to_have_text(first or "", timeout=20_000)  # a live point arrived
             assert page.locator("#chart path.line").get_attribute("d")
