@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -18,31 +19,35 @@ SLEW_PPM = 5000  # 5 ms per second: a 1 h step back is absorbed in ~8 days, neve
 
 
 class Clock:
-    def __init__(self) -> None:
+    """Integer nanoseconds throughout, so no float rounding can cost a millisecond."""
+
+    def __init__(self, wall_ns: Callable[[], int] = time.time_ns, mono_ns: Callable[[], int] = time.monotonic_ns):
+        self._wall_ns, self._mono_ns = wall_ns, mono_ns
         self._lock = threading.Lock()
-        self._offset_ms = time.time_ns() / 1e6 - time.monotonic_ns() / 1e6
-        self._last_mono_ms = time.monotonic_ns() / 1e6
+        self._last_mono_ns = mono_ns()
+        self._offset_ns = wall_ns() - self._last_mono_ns
         self._behind = False
         self.steps_seen = 0
 
     def now_ms(self) -> int:
         with self._lock:
-            mono = time.monotonic_ns() / 1e6
-            error = time.time_ns() / 1e6 - (mono + self._offset_ms)
+            mono = self._mono_ns()
+            error = self._wall_ns() - (mono + self._offset_ns)
             if error >= 0:
                 # The wall clock is ahead: following it at once keeps every stamp increasing.
-                if error > STEP_MS:
-                    log.warning("wall clock stepped forward by %.0f ms: following it", error)
+                if error > STEP_MS * 1_000_000:
+                    log.warning("wall clock stepped forward by %d ms: following it", error // 1_000_000)
                     self.steps_seen += 1
-                self._offset_ms += error
+                self._offset_ns += error
                 self._behind = False
             else:
-                if error < -STEP_MS and not self._behind:
-                    log.warning("wall clock stepped back by %.0f ms: slewing, stamps keep increasing", -error)
+                if error < -STEP_MS * 1_000_000 and not self._behind:
+                    log.warning("wall clock stepped back by %d ms: slewing, stamps keep increasing",
+                                -error // 1_000_000)
                     self.steps_seen += 1
                     self._behind = True
-                budget = (mono - self._last_mono_ms) * SLEW_PPM / 1e6
-                self._offset_ms += max(error, -budget)
-                self._behind = self._behind and error < -STEP_MS
-            self._last_mono_ms = mono
-            return int(mono + self._offset_ms)
+                budget = (mono - self._last_mono_ns) * SLEW_PPM // 1_000_000
+                self._offset_ns += max(error, -budget)
+                self._behind = self._behind and error < -STEP_MS * 1_000_000
+            self._last_mono_ns = mono
+            return (mono + self._offset_ns) // 1_000_000
