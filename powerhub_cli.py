@@ -50,6 +50,39 @@ def cmd_web(doc: dict[str, Any], _args: argparse.Namespace) -> None:
     serve(app, _stop_on_signals())
 
 
+def cmd_export(doc: dict[str, Any], args: argparse.Namespace) -> None:
+    import time
+
+    from hub.config import StoreConfig
+    from hub.stores import open_store
+    from telemetry.config import Section
+    from telemetry.names import NameError_, parse_series_id
+    from web.export import csv_lines, range_points, utc_day
+
+    store_cfg = StoreConfig.parse(Section(doc.get("store"), "store"))
+    try:
+        key = parse_series_id(args.series)
+        if args.date:
+            from_ms, to_ms = utc_day(args.date)
+        else:
+            to_ms = args.to if args.to is not None else time.time_ns() // 1_000_000
+            from_ms = args.from_ms if args.from_ms is not None else to_ms - 86_400_000
+    except (NameError_, ValueError) as exc:
+        raise SystemExit(f"powerhub export: {exc}") from None
+    store = open_store(store_cfg.url, store_cfg.token)
+    out = open(args.output, "w", encoding="utf-8") if args.output != "-" else sys.stdout  # noqa: SIM115
+    rows = 0
+    try:
+        for line in csv_lines(range_points(store, key, from_ms, to_ms), args.format):
+            out.write(line)
+            rows += 1
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        store.close()
+    log.info("exported %d points of %s", max(0, rows - 1), key.id)
+
+
 def cmd_demo(doc: dict[str, Any], args: argparse.Namespace) -> None:
     from powerhub_demo import run_demo
 
@@ -60,6 +93,7 @@ COMMANDS: dict[str, tuple[Callable[[dict[str, Any], argparse.Namespace], None], 
     "agent": (cmd_agent, "read meters, keep points in the outbox, publish them to MQTT"),
     "hub": (cmd_hub, "subscribe to the agents' data and store it"),
     "web": (cmd_web, "serve the dashboard, the HTTP API and the blipserver routes"),
+    "export": (cmd_export, "write a series' points as CSV (ours, or PowerGraph's file)"),
     "demo": (cmd_demo, "the whole system in one process: broker, simulated meters, hub, web"),
 }
 
@@ -75,6 +109,13 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument(
                 "--stdout", action="store_true", help="print points as `topic payload` lines; publish nothing",
             )
+        if name == "export":
+            sp.add_argument("--series", required=True, help="series id, e.g. lab.mainmeter.power")
+            sp.add_argument("--from", dest="from_ms", type=int, help="Unix ms (default: 24 h before --to)")
+            sp.add_argument("--to", type=int, help="Unix ms, exclusive (default: now)")
+            sp.add_argument("--date", help="a UTC day, YYYY-MM-DD, instead of --from/--to")
+            sp.add_argument("--format", choices=("csv", "powergraph"), default="csv")
+            sp.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
         if name == "demo":
             sp.add_argument("--port", type=int, default=8080, help="web port on 127.0.0.1 (default 8080)")
             sp.add_argument("--var", default="var", help="directory for the demo's store and outbox (default ./var)")

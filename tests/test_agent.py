@@ -193,3 +193,21 @@ def test_config_error_type() -> None:
     with pytest.raises(ConfigError, match=r"agent.readers\[0\].imp_per_kwh: must be greater than 0"):
         AgentConfig.parse({"agent": {"site": "lab", "name": "pi", "readers": [
             {"kind": "blip_serial", "device": "m", "port": "/dev/x", "imp_per_kwh": 0}]}})
+
+
+def test_export_cli_writes_csv_from_the_store(tmp_path: Path) -> None:
+    from hub.stores import open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/p.sqlite")
+    store.write([Point(KEY, T0 + i * 1000, i + 1, {"w": 100.0 + i}) for i in range(3)])
+    store.close()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/p.sqlite"\n')
+    out = tmp_path / "out.csv"
+    result = run_cli("export", "--config", str(cfg), "--series", KEY.id, "--from", str(T0), "--to", str(T0 + 2000),
+                     "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_text() == ("timestamp,consumption\n2023-11-14T22:13:20.000Z,100.0\n"
+                               "2023-11-14T22:13:21.000Z,101.0\n")
+    bad = run_cli("export", "--config", str(cfg), "--series", "nope", "--date", "2023-11-14")
+    assert bad.returncode != 0 and "site.device.channel" in bad.stderr

@@ -270,3 +270,43 @@ def test_allowlist_refuses_other_addresses(app: Flask, store_url: str) -> None:
     default = make_app(store_url).test_client()
     assert_json_error(default.get("/last", environ_base={"REMOTE_ADDR": "192.0.2.7"}), 403)
     assert default.get("/last", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
+
+
+# --- CSV export ------------------------------------------------------------------------------------------------------
+
+def test_export_csv_range_date_and_tail(client: FlaskClient) -> None:
+    resp = client.get(f"/api/v1/export.csv?series={NODE.id}&from={T0}&to={T0 + 20_000}")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert resp.headers["Cache-Control"] == "no-cache"
+    iso = "2023-11-14T22:00:00.000Z"
+    assert T0 == 1_699_999_200_000
+    assert resp.get_data(as_text=True) == f"timestamp,consumption\n{iso},200.0\n2023-11-14T22:00:10.000Z,201.0\n"
+    day = client.get(f"/api/v1/export.csv?series={NODE.id}&date=2023-11-14").get_data(as_text=True).splitlines()
+    assert len(day) == 1 + 100 and day[1] == f"{iso},200.0"
+    assert client.get(f"/api/v1/export.csv?series={NODE.id}&date=2023-11-15").get_data(as_text=True) == \
+        "timestamp,consumption\n"
+    tail = client.get(f"/api/v1/export.csv?series={NODE.id}&tail=2").get_data(as_text=True).splitlines()
+    assert tail[1:] == ["2023-11-14T22:16:20.000Z,298.0", "2023-11-14T22:16:30.000Z,299.0"]
+
+
+def test_export_powergraph_form_parses_as_its_front_end_expects(client: FlaskClient) -> None:
+    import csv
+    import io
+    import re
+
+    text = client.get(f"/api/v1/export.csv?series={NODE.id}&date=2023-11-14&format=powergraph").get_data(as_text=True)
+    lines = text.splitlines()
+    assert lines[0] == '"date","consumption"'
+    assert all(re.fullmatch(r'"\d\d:\d\d:\d\d","[0-9.]+"', line) for line in lines[1:])
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows[0] == {"date": "22:00:00", "consumption": "200.0"} and len(rows) == 100
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [("series=lab.nothing.power", 404), ("series=", 400), (f"series={METER.id}&format=xls", 400),
+     (f"series={METER.id}&date=2023-13-01", 400), (f"series={METER.id}&tail=0", 400),
+     (f"series={METER.id}&tail=5&date=2023-11-14", 400), (f"series={METER.id}&from=x", 400)],
+)
+def test_export_bad_parameters(client: FlaskClient, query: str, status: int) -> None:
+    assert_json_error(client.get(f"/api/v1/export.csv?{query}"), status)

@@ -73,13 +73,13 @@ def create_app(doc: dict[str, Any] | None = None, metrics: Metrics | None = None
     store_cfg = StoreConfig.parse(top.table("store"))
     mqtt_cfg = MqttConfig.parse(top.table("mqtt")) if web_cfg.live else None
 
-    from web import api, blip, dashboard, errors, stream
+    from web import api, blip, dashboard, errors, export, stream
 
     app = Flask(__name__, static_url_path=f"{web_cfg.url_prefix}/static")
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["powerhub"] = WebState(web_cfg, store_cfg, LiveFeed(mqtt_cfg), metrics or Metrics())
     errors.install(app)
     app.before_request(_check_allowlist)
-    for module in (api, stream, blip, dashboard):
+    for module in (api, stream, export, blip, dashboard):
         app.register_blueprint(module.bp, url_prefix=web_cfg.url_prefix or None)
     return app
