@@ -5,9 +5,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := mosquitto influxdb chromium
+APT_PACKAGES := mosquitto influxdb chromium python3-venv
 # The programs those packages provide, checked first so that a machine that has them needs no apt run.
 APT_PROGRAMS := /usr/sbin/mosquitto /usr/bin/influxd /usr/bin/chromium
+
+# snmpsim (the PDU stand-in) insists on dropping root to `nobody`, who must be able to read its Python: so it gets a
+# venv of Debian's own python3 in a world-readable place, not one in the (possibly private) checkout.
+SNMPSIM_VENV ?= /opt/powerhub-test/snmpsim
 
 .PHONY: demo test lint typecheck unit system-deps clean
 
@@ -19,11 +23,18 @@ $(BIN)/.installed: pyproject.toml
 
 system-deps:
 	@for prog in $(APT_PROGRAMS); do [ -x $$prog ] || missing=1; done; \
+	/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages: $(APT_PACKAGES)"; \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
 	fi
+
+$(SNMPSIM_VENV)/.installed:
+	$(SUDO) /usr/bin/python3 -m venv $(SNMPSIM_VENV)
+	$(SUDO) $(SNMPSIM_VENV)/bin/python -m pip install -q snmpsim snmpsim-data cryptography
+	$(SUDO) chmod -R a+rX $(SNMPSIM_VENV)
+	$(SUDO) touch $@
 
 demo: $(BIN)/.installed
 	$(BIN)/powerhub demo
@@ -34,8 +45,8 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-test: system-deps $(BIN)/.installed lint typecheck
-	$(BIN)/pytest
+test: system-deps $(BIN)/.installed $(SNMPSIM_VENV)/.installed lint typecheck
+	SNMPSIM_VENV=$(SNMPSIM_VENV) $(BIN)/pytest
 
 clean:
 	rm -rf $(VENV) var build *.egg-info tests/artifacts

@@ -73,8 +73,11 @@ class Agent:
             self._seq += 1
             point = Point(point.key, point.ts_ms, self._seq, point.fields)
             assert self._stdout is not None
-            self._stdout.write(f"{data_topic(self.cfg.mqtt.root, point.key)} {encode_points([point]).decode()}\n")
-            self._stdout.flush()
+            try:
+                self._stdout.write(f"{data_topic(self.cfg.mqtt.root, point.key)} {encode_points([point]).decode()}\n")
+                self._stdout.flush()
+            except BrokenPipeError:
+                self.stop_event.set()  # the reader of our output went away (`| head`): stop quietly
 
     def _supervise(self, reader: Reader) -> None:
         """Run a reader; an unexpected crash is logged and the reader restarted, never the agent taken down."""
@@ -115,6 +118,7 @@ def run(cfg: AgentConfig, stdout: bool, stop: threading.Event) -> None:
     agent = Agent(cfg, sys.stdout if stdout else None)
     agent.start()
     log.info("agent %s.%s running %d readers", cfg.site, cfg.name, len(cfg.readers))
-    stop.wait()
+    while not stop.wait(0.5) and not agent.stop_event.is_set():
+        pass
     agent.stop()
     log.info("agent stopped: %s", json.dumps(agent.metrics()))

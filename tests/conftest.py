@@ -3,9 +3,12 @@ a pty pair for the Arduino, and the stores. Each fixture stops what it started."
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +17,15 @@ from typing import Any
 
 import pytest
 import requests
+from pysnmp.hlapi.v3arch.asyncio import (
+    CommunityData,
+    ContextData,
+    ObjectIdentity,
+    ObjectType,
+    SnmpEngine,
+    UdpTransportTarget,
+    get_cmd,
+)
 
 from hub.stores import Store, open_store
 from telemetry.config import MqttConfig, Section
@@ -203,3 +215,66 @@ def pty(tmp_path: Path) -> Iterator[Pty]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+SNMPSIM_VENV = Path(os.environ.get("SNMPSIM_VENV", "/opt/powerhub-test/snmpsim"))
+SNMP_V3 = {"user": "powerhub", "auth_key": "auth-secret-1", "priv_key": "priv-secret-1"}
+
+
+def snmpsim_walk(name: str) -> Path:
+    """A recorded walk shipped by snmpsim-data (UPS/ folder), by file name without extension."""
+    found = sorted(SNMPSIM_VENV.glob(f"lib/python3*/site-packages/snmpsim_data/data/UPS/{name}.snmprec*"))
+    assert found, f"snmpsim-data walk {name} not found under {SNMPSIM_VENV}: run `make test`"
+    return found[0]
+
+
+class SnmpSim:
+    """snmpsim serving recorded PDU walks; the community (v1/v2c) or v3 context is the file's name."""
+
+    def __init__(self, files: dict[str, Path | str]) -> None:
+        # A world-readable dir of its own: as root, snmpsim drops to `nobody` before reading the data.
+        self.root = Path(tempfile.mkdtemp(prefix="powerhub-snmpsim-"))
+        self.root.chmod(0o755)
+        data, cache = self.root / "data", self.root / "cache"
+        data.mkdir()
+        cache.mkdir()
+        for community, source in files.items():
+            if isinstance(source, Path):
+                shutil.copy(source, data / (community + "".join(source.suffixes)))
+            else:
+                (data / f"{community}.snmprec").write_text(source)
+        for p in (data, *data.iterdir()):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        self.port = free_port()
+        args = [str(SNMPSIM_VENV / "bin" / "snmpsim-command-responder"), f"--data-dir={data}",
+                f"--agent-udpv4-endpoint=127.0.0.1:{self.port}", f"--cache-dir={cache}",
+                f"--v3-user={SNMP_V3['user']}", f"--v3-auth-key={SNMP_V3['auth_key']}", "--v3-auth-proto=SHA",
+                f"--v3-priv-key={SNMP_V3['priv_key']}", "--v3-priv-proto=AES"]
+        if os.geteuid() == 0:
+            shutil.chown(cache, "nobody", "nogroup")
+            args += ["--process-user=nobody", "--process-group=nogroup"]
+        with open(self.root / "snmpsim.log", "wb") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log)
+        wait_for(self._answers, 30, "snmpsim to answer")
+
+    def _answers(self) -> bool:
+        """A GET with the first file's community answers (an unknown community would only time out)."""
+        assert self.proc.poll() is None, (self.root / "snmpsim.log").read_text()[-2000:]
+        community = next(p.name.split(".")[0] for p in (self.root / "data").iterdir())
+
+        async def ask() -> bool:
+            engine = SnmpEngine()
+            try:
+                target = await UdpTransportTarget.create(("127.0.0.1", self.port), timeout=0.3, retries=0)
+                ei, _, _, _ = await get_cmd(engine, CommunityData(community), target, ContextData(),
+                                            ObjectType(ObjectIdentity("1.3.6.1.2.1.1.1.0")))
+                return ei is None
+            finally:
+                engine.close_dispatcher()
+
+        return asyncio.run(ask())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,275 @@
+"""`snmp_pdu`: a rack PDU's per-outlet and total power over SNMP v1, v2c or v3 (pysnmp 7, asyncio).
+
+The outlet table is read with GETBULK requests that carry every column at once, so a 24-outlet PDU answers in a
+round or two. Values the device reports as unsupported (negative, e.g. -1) and noSuchObject/noSuchInstance are
+skipped, never stored. A PDU that times out is logged once per outage and counted; the agent's other readers go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pysnmp.hlapi.v3arch.asyncio import (
+    CommunityData,
+    ContextData,
+    ObjectIdentity,
+    ObjectType,
+    SnmpEngine,
+    UdpTransportTarget,
+    UsmUserData,
+    bulk_cmd,
+    get_cmd,
+)
+from pysnmp.hlapi.v3arch.asyncio import auth as snmp_auth
+from pysnmp.proto.rfc1902 import Counter32, Counter64, Gauge32, Integer, Integer32, OctetString, Unsigned32
+from pysnmp.proto.rfc1905 import EndOfMibView
+
+from edge_agent.readers.base import Fields, Reader, ReaderContext, register
+from edge_agent.readers.pdu_profiles import PROFILES, Column, Profile, Scalar
+from telemetry.config import Section
+
+log = logging.getLogger(__name__)
+
+NUMERIC = (Integer, Integer32, Counter32, Counter64, Gauge32, Unsigned32)
+AUTH_PROTOCOLS = {
+    "md5": snmp_auth.usmHMACMD5AuthProtocol, "sha": snmp_auth.usmHMACSHAAuthProtocol,
+    "sha224": snmp_auth.usmHMAC128SHA224AuthProtocol, "sha256": snmp_auth.usmHMAC192SHA256AuthProtocol,
+    "sha384": snmp_auth.usmHMAC256SHA384AuthProtocol, "sha512": snmp_auth.usmHMAC384SHA512AuthProtocol,
+}
+PRIV_PROTOCOLS = {
+    "des": snmp_auth.usmDESPrivProtocol, "aes": snmp_auth.usmAesCfb128Protocol,
+    "aes192": snmp_auth.usmAesCfb192Protocol, "aes256": snmp_auth.usmAesCfb256Protocol,
+}
+MAX_REPETITIONS = 32
+
+
+class PollError(RuntimeError):
+    """The PDU did not answer usefully (timeout, SNMP error status)."""
+
+
+@dataclass(frozen=True)
+class V3User:
+    user: str
+    auth_protocol: str | None
+    auth_key: str | None
+    priv_protocol: str | None
+    priv_key: str | None
+    context: str
+
+
+def _parse_v3(sec: Section) -> V3User:
+    user = sec.string("user")
+    auth_protocol = sec.string("auth_protocol", None, choices=tuple(AUTH_PROTOCOLS))
+    priv_protocol = sec.string("priv_protocol", None, choices=tuple(PRIV_PROTOCOLS))
+    auth_key = sec.secret("auth_key", required=auth_protocol is not None)
+    priv_key = sec.secret("priv_key", required=priv_protocol is not None)
+    if priv_protocol and not auth_protocol:
+        raise sec.error("priv_protocol", "SNMPv3 privacy needs auth_protocol too")
+    return V3User(user, auth_protocol, auth_key, priv_protocol, priv_key, sec.string("context", ""))
+
+
+def _custom_profile(sec: Section) -> Profile:
+    outlet_oids, total_oids = sec.str_map("outlet_oids"), sec.str_map("total_oids")
+    scales: dict[str, Any] = sec.table("scales").data
+    for name, value in scales.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise sec.error(f"scales.{name}", "must be a number")
+    if "w" not in outlet_oids and "w" not in total_oids:
+        raise sec.error("outlet_oids", "custom profile needs a `w` OID in outlet_oids or total_oids")
+    return Profile(
+        name="custom",
+        outlets=tuple(Column(f, oid.strip("."), float(scales.get(f, 1.0))) for f, oid in outlet_oids.items()),
+        total=tuple(Scalar(f, oid.strip("."), float(scales.get(f, 1.0))) for f, oid in total_oids.items()),
+    )
+
+
+def _number(value: object, scale: float) -> float | None:
+    if not isinstance(value, NUMERIC):
+        return None  # noSuchObject, noSuchInstance, endOfMibView, or a type the profile did not expect
+    n = int(value)
+    return None if n < 0 else round(n * scale, 6)  # negative: the device's "not supported" (-1)
+
+
+@register("snmp_pdu")
+@dataclass
+class SnmpPduReader(Reader):
+    device: str
+    host: str
+    profile: Profile
+    port: int = 161
+    version: str = "2c"
+    community: str | None = None
+    v3: V3User | None = None
+    interval_s: float = 30.0
+    timeout_s: float = 2.0
+    retries: int = 1
+    count: int | None = None
+    _down: bool = field(default=False, repr=False)
+
+    @classmethod
+    def from_config(cls, sec: Section) -> SnmpPduReader:
+        version = sec.string("version", "2c", choices=("1", "2c", "3"))
+        known = (*sorted(PROFILES), "custom")
+        profile_name = sec.string("profile", choices=known)
+        community = v3 = None
+        if version == "3":
+            v3 = _parse_v3(sec)
+        else:
+            community = sec.secret("community")
+            if community is None:
+                raise sec.error("community", f"required for SNMP v{version}")
+        return cls(
+            device=sec.name("device"),
+            host=sec.string("host"),
+            profile=_custom_profile(sec) if profile_name == "custom" else PROFILES[profile_name],
+            port=sec.integer("port", 161, min_value=1),
+            version=version,
+            community=community,
+            v3=v3,
+            interval_s=sec.number("interval_s", 30.0, positive=True),
+            timeout_s=sec.number("timeout_s", 2.0, positive=True),
+            retries=sec.integer("retries", 1, min_value=0),
+            count=sec.integer("count", None, min_value=1),
+        )
+
+    def _auth(self) -> CommunityData | UsmUserData:
+        if self.v3 is None:
+            return CommunityData(self.community or "", mpModel=0 if self.version == "1" else 1)
+        v3 = self.v3
+        return UsmUserData(
+            v3.user, v3.auth_key, v3.priv_key,
+            authProtocol=AUTH_PROTOCOLS[v3.auth_protocol] if v3.auth_protocol else snmp_auth.usmNoAuthProtocol,
+            privProtocol=PRIV_PROTOCOLS[v3.priv_protocol] if v3.priv_protocol else snmp_auth.usmNoPrivProtocol,
+        )
+
+    def run(self, ctx: ReaderContext) -> None:
+        asyncio.run(self._run(ctx))
+
+    async def _run(self, ctx: ReaderContext) -> None:
+        session = SnmpSession(self)
+        try:
+            polls = 0
+            while not ctx.stop.is_set() and (self.count is None or polls < self.count):
+                started = time.monotonic()
+                await self._poll_once(session, ctx)
+                polls += 1
+                while not ctx.stop.is_set() and time.monotonic() - started < self.interval_s:
+                    await asyncio.sleep(min(0.2, self.interval_s))
+        finally:
+            session.close()
+        if self.count is not None:
+            ctx.stop.wait()  # `count` reached: this reader is done, the agent goes on
+
+    async def _poll_once(self, session: SnmpSession, ctx: ReaderContext) -> None:
+        try:
+            readings = await read_profile(session, self.profile)
+        except PollError as exc:
+            ctx.counters["snmp_errors"] += 1
+            if not self._down:
+                log.error("%s: PDU %s:%d: %s (logged once until it answers again)", self.device, self.host,
+                          self.port, exc)
+                self._down = True
+            return
+        if self._down:
+            log.info("%s: PDU %s:%d answers again", self.device, self.host, self.port)
+            self._down = False
+        if not readings:
+            ctx.counters["snmp_empty_polls"] += 1
+        now_ms = ctx.now_ms()
+        for channel, fields in readings:
+            ctx.emit(self.device, channel, fields, now_ms)
+
+
+class SnmpSession:
+    """One SNMP engine and transport per reader, kept between polls."""
+
+    def __init__(self, reader: SnmpPduReader) -> None:
+        self.reader = reader
+        self.engine = SnmpEngine()
+        self.auth = reader._auth()
+        self.context = ContextData(contextName=reader.v3.context if reader.v3 else "")
+        self._target: UdpTransportTarget | None = None
+
+    async def target(self) -> UdpTransportTarget:
+        if self._target is None:
+            r = self.reader
+            self._target = await UdpTransportTarget.create((r.host, r.port), timeout=r.timeout_s, retries=r.retries)
+        return self._target
+
+    @staticmethod
+    def _check(error_indication: object, error_status: Any) -> None:
+        if error_indication:
+            raise PollError(str(error_indication))
+        if error_status:
+            raise PollError(f"SNMP error {error_status.prettyPrint()}")
+
+    async def get(self, oids: list[str]) -> list[object]:
+        ei, es, _, var_binds = await get_cmd(self.engine, self.auth, await self.target(), self.context,
+                                             *[ObjectType(ObjectIdentity(oid)) for oid in oids])
+        self._check(ei, es)
+        return [value for _, value in var_binds]
+
+    async def walk_columns(self, columns: list[str]) -> dict[str, dict[str, object]]:
+        """Every row of each column: one GETBULK carries all unfinished columns, until each leaves its subtree."""
+        rows: dict[str, dict[str, object]] = {c: {} for c in columns}
+        cursor = {c: c for c in columns}
+        while cursor:
+            cols = list(cursor)
+            requests = [ObjectType(ObjectIdentity(cursor[c])) for c in cols]
+            ei, es, _, var_binds = await bulk_cmd(self.engine, self.auth, await self.target(), self.context, 0,
+                                                  MAX_REPETITIONS, *requests)
+            self._check(ei, es)
+            finished: set[str] = set()
+            progressed: set[str] = set()
+            for i, (oid, value) in enumerate(var_binds):
+                col = cols[i % len(cols)]
+                oid_text = str(oid)
+                if col in finished or isinstance(value, EndOfMibView) or not oid_text.startswith(col + "."):
+                    finished.add(col)  # past the column's subtree, or the end of the agent's MIB
+                    continue
+                rows[col][oid_text[len(col) + 1 :]] = value
+                cursor[col] = oid_text
+                progressed.add(col)
+            for col in cols:
+                if col in finished or col not in progressed:
+                    cursor.pop(col, None)
+        return rows
+
+    def close(self) -> None:
+        self.engine.close_dispatcher()
+
+
+async def read_profile(session: SnmpSession, profile: Profile) -> list[tuple[str, Fields]]:
+    """`[(channel, fields)]` for every outlet with a power reading, and `total`; the fallback when both are empty."""
+    readings: list[tuple[str, Fields]] = []
+    if profile.outlets:
+        table = await session.walk_columns([c.oid for c in profile.outlets])
+        indexes = sorted({i for col in table.values() for i in col}, key=lambda i: [int(p) for p in i.split(".")])
+        for index in indexes:
+            fields: Fields = {}
+            for col in profile.outlets:
+                value = table[col.oid].get(index)
+                if col.field == "name":
+                    if isinstance(value, OctetString) and str(value):
+                        fields["name"] = str(value)
+                elif (n := _number(value, col.scale)) is not None:
+                    fields[col.field] = n
+            if "w" in fields:
+                readings.append((f"outlet-{index.replace('.', '-')}", fields))
+    total: Fields = {}
+    if profile.total:
+        values = await session.get([s.oid for s in profile.total])
+        for scalar, value in zip(profile.total, values, strict=True):
+            if (n := _number(value, scalar.scale)) is not None:
+                total[scalar.field] = n
+    elif profile.total_is_sum_of_outlets and readings:
+        total["w"] = sum(float(f["w"]) for _, f in readings)
+    if "w" in total:
+        readings.append(("total", total))
+    if not readings and profile.fallback is not None:
+        return await read_profile(session, profile.fallback)
+    return readings

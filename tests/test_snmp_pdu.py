@@ -1,0 +1,179 @@
+"""The `snmp_pdu` reader against snmpsim serving recorded walks of real PDUs (snmpsim-data) and moving values."""
+
+from __future__ import annotations
+
+import bz2
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent.readers import ReaderContext, reader_from_config
+from edge_agent.readers.base import Fields
+from telemetry.config import ConfigError, Section
+from tests.conftest import SNMP_V3, SnmpSim, snmpsim_walk, wait_for
+
+APC_OUTLETS = "1.3.6.1.4.1.318.1.1.26.9.4.3.1"
+APC_DEVICE = "1.3.6.1.4.1.318.1.1.26.4.3.1"
+UPS_OUTPUT = "1.3.6.1.2.1.33.1.4.4.1"
+# A PDU whose outlet power moves (snmpsim's numeric variation) and whose outlet 3 reports "unsupported" (-1).
+MOVING = f"""1.3.6.1.2.1.1.1.0|4|moving test PDU (recorded by hand for powerhub's tests)
+{APC_OUTLETS}.7.1|2:numeric|function=sin%<time>,rate=0.5,scale=50,offset=160
+{APC_OUTLETS}.7.2|2|40
+{APC_OUTLETS}.7.3|2|-1
+"""
+
+
+def read_walk(path: Path) -> dict[str, str]:
+    """oid -> value as text, from a .snmprec file (`oid|type|value`; types ending in `x` are hex-encoded)."""
+    opener = bz2.open if path.suffix == ".bz2" else open
+    out = {}
+    with opener(path, "rt") as fh:  # type: ignore[operator]
+        for line in fh:
+            parts = line.rstrip("\n").split("|", 2)
+            if len(parts) == 3:
+                oid, kind, value = parts
+                out[oid] = bytes.fromhex(value).decode("latin-1") if kind.endswith("x") else value
+    return out
+
+
+@pytest.fixture(scope="module")
+def snmpsim() -> Iterator[SnmpSim]:
+    sim = SnmpSim({"apc": snmpsim_walk("apc-8641"), "apcold": snmpsim_walk("apc-7902b"),
+                   "ups": snmpsim_walk("eaton-93e-80"), "moving": MOVING})
+    yield sim
+    sim.stop()
+
+
+class Capture:
+    def __init__(self) -> None:
+        self.points: list[tuple[str, str, Fields]] = []
+        self.lock = threading.Lock()
+
+    def emit(self, device: str, channel: str, fields: Fields, _ts: int | None) -> None:
+        with self.lock:
+            self.points.append((device, channel, fields))
+
+
+def run_reader(config: dict[str, Any], until: int, timeout_s: float = 15) -> tuple[Capture, ReaderContext]:
+    """Run a reader built from config until it emitted `until` points (or, with until=0, for one interval)."""
+    reader = reader_from_config(Section({"kind": "snmp_pdu", "device": "pdu-a3", "interval_s": 0.5, **config},
+                                        "agent.readers[0]"))
+    capture = Capture()
+    ctx = ReaderContext("lab", capture.emit, lambda: time.time_ns() // 1_000_000, threading.Event())
+    thread = threading.Thread(target=reader.run, args=(ctx,), daemon=True)
+    thread.start()
+    try:
+        if until:
+            wait_for(lambda: len(capture.points) >= until, timeout_s, f"{until} points")
+        else:
+            time.sleep(timeout_s)
+    finally:
+        ctx.stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    return capture, ctx
+
+
+def first_poll(capture: Capture) -> dict[str, Fields]:
+    out: dict[str, Fields] = {}
+    for _, channel, fields in capture.points:
+        if channel in out:
+            break
+        out[channel] = fields
+    return out
+
+
+def test_apc_outlets_equal_the_walk_after_scaling(snmpsim: SnmpSim) -> None:
+    walk = read_walk(snmpsim_walk("apc-8641"))
+    capture, ctx = run_reader({"host": "127.0.0.1", "port": snmpsim.port, "community": "apc", "profile": "apc"}, 25)
+    got = first_poll(capture)
+    assert len(got) == 25 and ctx.counters["snmp_errors"] == 0
+    for n in range(1, 25):
+        name = walk[f"{APC_OUTLETS}.3.{n}"]
+        assert got[f"outlet-{n}"] == {
+            "name": name,
+            "a": pytest.approx(int(walk[f"{APC_OUTLETS}.6.{n}"]) * 0.1),
+            "w": float(walk[f"{APC_OUTLETS}.7.{n}"]),
+            "wh": int(walk[f"{APC_OUTLETS}.11.{n}"]) * 100.0,
+        }
+    assert got["total"] == {"w": int(walk[f"{APC_DEVICE}.5.1"]) * 10.0, "wh": int(walk[f"{APC_DEVICE}.9.1"]) * 100.0}
+    assert got["outlet-1"]["name"] == "CP-CM-SAN-01" and got["outlet-1"]["w"] == 163.0
+
+
+def test_apc_without_metered_outlets_falls_back_to_device_power(snmpsim: SnmpSim) -> None:
+    walk = read_walk(snmpsim_walk("apc-7902b"))
+    capture, _ = run_reader({"host": "127.0.0.1", "port": snmpsim.port, "community": "apcold", "profile": "apc"}, 1)
+    assert first_poll(capture) == {"total": {"w": float(walk["1.3.6.1.4.1.318.1.1.12.1.16.0"])}}
+
+
+def test_ups_mib_output_lines(snmpsim: SnmpSim) -> None:
+    walk = read_walk(snmpsim_walk("eaton-93e-80"))
+    capture, _ = run_reader({"host": "127.0.0.1", "port": snmpsim.port, "community": "ups", "profile": "ups-mib",
+                             "version": "1"}, 4)
+    got = first_poll(capture)
+    lines = [f"outlet-{n}" for n in (1, 2, 3)]
+    for n, channel in enumerate(lines, start=1):
+        assert got[channel] == {"a": pytest.approx(int(walk[f"{UPS_OUTPUT}.3.{n}"]) * 0.1),
+                                "w": float(walk[f"{UPS_OUTPUT}.4.{n}"])}
+    assert got["total"] == {"w": sum(float(walk[f"{UPS_OUTPUT}.4.{n}"]) for n in (1, 2, 3))}
+
+
+def test_snmp_v3_auth_priv(snmpsim: SnmpSim, tmp_path: Path) -> None:
+    (tmp_path / "auth").write_text(SNMP_V3["auth_key"] + "\n")
+    (tmp_path / "priv").write_text(SNMP_V3["priv_key"] + "\n")
+    config = {"host": "127.0.0.1", "port": snmpsim.port, "version": "3", "user": SNMP_V3["user"],
+              "auth_protocol": "sha", "auth_key_file": str(tmp_path / "auth"), "priv_protocol": "aes",
+              "priv_key_file": str(tmp_path / "priv"), "context": "apc", "profile": "apc"}
+    capture, _ = run_reader(config, 25)
+    assert first_poll(capture)["outlet-1"]["w"] == 163.0
+
+
+def test_moving_values_and_unsupported_outlets(snmpsim: SnmpSim) -> None:
+    config = {"host": "127.0.0.1", "port": snmpsim.port, "community": "moving", "profile": "custom",
+              "outlet_oids": {"w": f"{APC_OUTLETS}.7"}, "interval_s": 0.3}
+    capture, _ = run_reader(config, 16, timeout_s=20)
+    by_channel: dict[str, list[float]] = {}
+    for _, channel, fields in capture.points:
+        by_channel.setdefault(channel, []).append(float(fields["w"]))
+    assert set(by_channel) == {"outlet-1", "outlet-2"}  # outlet 3 said -1: skipped, not stored as -1
+    assert set(by_channel["outlet-2"]) == {40.0}
+    assert len(set(by_channel["outlet-1"])) > 1 and all(110 <= w <= 210 for w in by_channel["outlet-1"])
+
+
+def test_no_such_object_yields_nothing_and_is_counted(snmpsim: SnmpSim) -> None:
+    config = {"host": "127.0.0.1", "port": snmpsim.port, "community": "apc", "profile": "custom",
+              "outlet_oids": {"w": "1.3.6.1.4.1.99999.1.1"}, "total_oids": {"w": "1.3.6.1.4.1.99999.2.0"}}
+    capture, ctx = run_reader(config, 0, timeout_s=1.5)
+    assert capture.points == []
+    assert ctx.counters["snmp_empty_polls"] >= 2 and ctx.counters["snmp_errors"] == 0
+
+
+def test_wrong_community_times_out_logged_once(snmpsim: SnmpSim, caplog: pytest.LogCaptureFixture) -> None:
+    config = {"host": "127.0.0.1", "port": snmpsim.port, "community": "wrong", "profile": "apc",
+              "timeout_s": 0.2, "retries": 0, "interval_s": 0.1}
+    capture, ctx = run_reader(config, 0, timeout_s=2)
+    assert capture.points == []
+    assert ctx.counters["snmp_errors"] >= 3
+    assert len([r for r in caplog.records if "No SNMP response" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"host": "h", "profile": "apc"}, "agent.readers[0].community: required for SNMP v2c"),
+        ({"host": "h", "profile": "acme", "community": "c"}, "agent.readers[0].profile: must be one of"),
+        ({"host": "h", "profile": "apc", "version": "3"}, "agent.readers[0].user: required"),
+        ({"host": "h", "profile": "apc", "version": "3", "user": "u", "auth_protocol": "sha"},
+         "agent.readers[0].auth_key: required"),
+        ({"host": "h", "profile": "custom", "community": "c"}, "agent.readers[0].outlet_oids: custom profile needs"),
+        ({"host": "h", "profile": "apc", "community": "c", "interval_s": 0}, "interval_s: must be greater than 0"),
+    ],
+)
+def test_config_errors(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        reader_from_config(Section({"kind": "snmp_pdu", "device": "pdu", **config}, "agent.readers[0]"))
+    assert message in str(exc.value)
