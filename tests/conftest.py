@@ -278,3 +278,65 @@ class SnmpSim:
         self.proc.terminate()
         self.proc.wait(10)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+IPMI_EXT_SOURCE = Path(__file__).parent / "testdata" / "ipmi" / "dcmi_power.c"
+BMC_USER, BMC_PASSWORD = "admin", "secret"
+
+
+@pytest.fixture(scope="session")
+def dcmi_extension(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Our DCMI power-reading extension for ipmi_sim, compiled for this machine."""
+    out = tmp_path_factory.mktemp("ipmi-ext") / "dcmi_power.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wall", "-Werror", "-o", str(out), str(IPMI_EXT_SOURCE)], check=True)
+    return out
+
+
+class IpmiSim:
+    """OpenIPMI's ipmi_sim as a BMC on a loopback UDP port; with `watts`, it answers DCMI power readings."""
+
+    def __init__(self, workdir: Path, extension: Path | None, watts: tuple[int, int, int, int] = (0, 0, 0, 0),
+                 port: int | None = None) -> None:
+        self.workdir, self.extension, self.watts = workdir, extension, watts
+        self.port = port or free_port_udp()
+        workdir.mkdir(parents=True, exist_ok=True)
+        loadlib = f'loadlib "{extension}" "{" ".join(map(str, watts))}"\n' if extension else ""
+        (workdir / "lan.conf").write_text(
+            'name "powerhub-test"\nset_working_mc 0x20\nstartlan 1\n'
+            f"  addr 127.0.0.1 {self.port}\n  priv_limit admin\n"
+            "  allowed_auths_callback none md2 md5 straight\n  allowed_auths_user none md2 md5 straight\n"
+            "  allowed_auths_operator none md2 md5 straight\n  allowed_auths_admin none md2 md5 straight\n"
+            "  guid a123456789abcdefa123456789abcdef\nendlan\n"
+            f'user 2 true "{BMC_USER}" "{BMC_PASSWORD}" admin 10 none md2 md5 straight\n' + loadlib
+        )
+        (workdir / "sim.emu").write_text(
+            "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        state = self.workdir / "state"
+        shutil.rmtree(state, ignore_errors=True)
+        state.mkdir()  # users persist in the state dir: a fresh one per start
+        with open(self.workdir / "ipmi_sim.log", "ab") as log:
+            self.proc = subprocess.Popen(["ipmi_sim", "-c", str(self.workdir / "lan.conf"), "-f",
+                                          str(self.workdir / "sim.emu"), "-s", str(state), "-n"],
+                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        wait_for(lambda: self.ipmitool("mc", "info").returncode == 0, 20, "ipmi_sim to answer")
+
+    def ipmitool(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ipmitool", "-I", "lanplus", "-C", "3", "-N", "1", "-R", "1", "-H", "127.0.0.1",
+                               "-p", str(self.port), "-U", BMC_USER, "-P", BMC_PASSWORD, *args],
+                              capture_output=True, text=True, timeout=20, check=False)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+def free_port_udp() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
