@@ -26,13 +26,17 @@ READER_RESTART_S = 5.0
 class Stamper:
     """Validates names and keeps `ts` strictly increasing per series, also across restarts (`last_ts`)."""
 
-    def __init__(self, site: str, last_ts: dict[str, int]) -> None:
+    def __init__(self, site: str, last_ts: dict[str, int], machines: dict[str, str] | None = None) -> None:
         self.site = site
         self.last_ts = last_ts
+        self.machines = machines or {}
         self.lock = threading.Lock()
 
     def point(self, device: str, channel: str, fields: Fields, ts_ms: int) -> Point:
         key = SeriesKey(self.site, device, channel)
+        machine = self.machines.get(f"{device}.{channel}")
+        if machine is not None:
+            fields = {**fields, "machine": machine}  # the inventory says which machine hangs on this source
         with self.lock:
             last = self.last_ts.get(key.id)
             if last is not None and ts_ms <= last:
@@ -54,7 +58,7 @@ class Agent:
         if stdout is None:
             self.outbox = Outbox(cfg.outbox)
             self.publisher = Publisher(cfg.mqtt, cfg.site, cfg.name, self.outbox, VERSION, self.clock.now_ms)
-        self.stamper = Stamper(cfg.site, dict(self.outbox.last_ts) if self.outbox else {})
+        self.stamper = Stamper(cfg.site, dict(self.outbox.last_ts) if self.outbox else {}, cfg.machines)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 

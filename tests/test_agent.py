@@ -211,3 +211,18 @@ def test_export_cli_writes_csv_from_the_store(tmp_path: Path) -> None:
                                "2023-11-14T22:13:21.000Z,101.0\n")
     bad = run_cli("export", "--config", str(cfg), "--series", "nope", "--date", "2023-11-14")
     assert bad.returncode != 0 and "site.device.channel" in bad.stderr
+
+
+def test_inventory_machines_tag_their_sources() -> None:
+    doc = {"agent": {"site": "lab", "name": "pi", "readers": [{"kind": "simulated", "device": "x"}]},
+           "inventory": {"agents": [{"site": "lab", "name": "pi"}], "machines": [
+               {"name": "node17", "site": "lab", "sources": ["pdu-a3.outlet-1", "pdu-b3.outlet-1", "node17.power"]},
+               {"name": "elsewhere", "site": "dc2", "sources": ["pdu-a3.outlet-2"]}]}}
+    cfg = AgentConfig.parse(doc)
+    assert cfg.machines == {"pdu-a3.outlet-1": "node17", "pdu-b3.outlet-1": "node17", "node17.power": "node17"}
+    st = Stamper("lab", {}, cfg.machines)
+    assert st.point("pdu-a3", "outlet-1", {"w": 1.0}, T0).fields == {"w": 1.0, "machine": "node17"}
+    assert st.point("pdu-a3", "outlet-2", {"w": 1.0}, T0).fields == {"w": 1.0}  # another site's machine
+    bad = {**doc, "inventory": {"machines": [{"name": "n", "site": "lab", "sources": ["pdu-a3"]}]}}
+    with pytest.raises(ConfigError, match=r"inventory.machines\[0\].sources\[0\]: must be device.channel"):
+        AgentConfig.parse(bad)
