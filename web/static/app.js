@@ -47,8 +47,9 @@ function render() {
     .attr("transform", `translate(${margin.left},0)`);
   const line = d3.line().x((d) => x(d.ts)).y((d) => y(d.w)).curve(d3.curveStepBefore);
   path.datum(data).attr("d", line);
-  const hasBand = data.some((d) => d.min !== undefined);
-  band.datum(hasBand ? data : []).attr("d", d3.area().x((d) => x(d.ts)).y0((d) => y(d.min)).y1((d) => y(d.max))
+  // The min/max band exists only for history buckets; live points appended after them have no min/max.
+  const bucketed = data.filter((d) => d.min !== undefined && d.max !== undefined);
+  band.datum(bucketed).attr("d", d3.area().x((d) => x(d.ts)).y0((d) => y(d.min)).y1((d) => y(d.max))
     .curve(d3.curveStepBefore));
 }
 
