@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import paho.mqtt.client as paho
 
@@ -39,7 +40,8 @@ def group_by_series(points: list[Point], limit: int) -> list[list[Point]]:
 
 
 class Publisher:
-    def __init__(self, cfg: MqttConfig, site: str, name: str, outbox: Outbox, version: str, now_ms: object) -> None:
+    def __init__(self, cfg: MqttConfig, site: str, name: str, outbox: Outbox, version: str,
+                 now_ms: Callable[[], int]) -> None:
         self.cfg, self.outbox, self.version = cfg, outbox, version
         self._now_ms = now_ms
         self.status_topic = status_topic(cfg.root, site, name)
@@ -78,7 +80,7 @@ class Publisher:
         self.client.loop_stop()
 
     def _status(self, state: str) -> bytes:
-        return status_payload(state, self._now_ms(), self.version)  # type: ignore[operator]
+        return status_payload(state, self._now_ms(), self.version)
 
     def _on_connect(self, client: paho.Client, _u: object, _f: object, reason: object, _p: object) -> None:
         if getattr(reason, "is_failure", False):

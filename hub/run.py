@@ -8,6 +8,7 @@ import threading
 from hub.config import HubConfig
 from hub.stores import open_store
 from hub.subscriber import Subscriber
+from telemetry.config import redact_url
 from telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ def start_hub(cfg: HubConfig, metrics: Metrics) -> Subscriber:
     sub = Subscriber(cfg.mqtt, store, metrics, cfg.client_id, cfg.share_group, cfg.batch_points, cfg.batch_age_s)
     sub.start()
     log.info("hub %s subscribing at %s:%d, storing to %s", cfg.client_id, cfg.mqtt.host, cfg.mqtt.port,
-             cfg.store.url.split("@")[-1])
+             redact_url(cfg.store.url))
     return sub
 
 

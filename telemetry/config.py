@@ -175,3 +175,12 @@ def state_path(file_name: str) -> str:
     """Default location of a state file: systemd's StateDirectory when set, else ./var/ beside the caller."""
     base = os.environ.get("STATE_DIRECTORY", "var")
     return str(Path(base.split(":")[0]) / file_name)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***`, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()

@@ -226,3 +226,10 @@ def test_inventory_machines_tag_their_sources() -> None:
     bad = {**doc, "inventory": {"machines": [{"name": "n", "site": "lab", "sources": ["pdu-a3"]}]}}
     with pytest.raises(ConfigError, match=r"inventory.machines\[0\].sources\[0\]: must be device.channel"):
         AgentConfig.parse(bad)
+
+
+def test_redact_url_hides_only_the_password() -> None:
+    from telemetry.config import redact_url
+
+    assert redact_url("influxdb://hub:s3cret@127.0.0.1:8086/powerhub") == "influxdb://hub:***@127.0.0.1:8086/powerhub"
+    assert redact_url("sqlite:///var/lib/p.sqlite") == "sqlite:///var/lib/p.sqlite"
