@@ -120,9 +120,10 @@ class Section:
         file_name = self.string(f"{key}_file", None)
         if file_name is not None:
             try:
-                return Path(file_name).read_text().splitlines()[0].strip() if Path(file_name).stat().st_size else ""
+                lines = Path(file_name).read_text().splitlines()
             except OSError as exc:
                 raise self.error(f"{key}_file", f"cannot read {file_name}: {exc.strerror}") from None
+            return lines[0].strip() if lines else ""
         if inline is None and required:
             raise self.error(key, f"required (or {key}_file)")
         return inline

@@ -41,6 +41,11 @@ class SeriesKey:
         """`load` for the host-load channels, `power` for everything else (SPEC.md section 3)."""
         return "load" if self.channel.startswith("load") else "power"
 
+    @property
+    def main_field(self) -> str:
+        """The field that carries the series' value: `w` for power series, `value` for load series."""
+        return "value" if self.measurement == "load" else "w"
+
     def __str__(self) -> str:
         return self.id
 

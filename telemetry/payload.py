@@ -98,7 +98,7 @@ def _decode_one(key: SeriesKey, obj: object) -> Point:
         value = _check_field(name, v)
         if value is not None:
             fields[name] = value
-    main = "value" if key.measurement == "load" else "w"
+    main = key.main_field
     if main not in fields:
         raise PayloadError("missing", f"field {main!r} is required for {key.measurement} series")
     return Point(key, ts, seq, fields)

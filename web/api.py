@@ -28,7 +28,7 @@ def series() -> Response:
     out = []
     for info in state().store.series():
         key, last = info.key, info.last
-        main = "w" if key.measurement == "power" else "value"
+        main = key.main_field
         out.append({
             "id": key.id, "site": key.site, "device": key.device, "channel": key.channel,
             "unit": unit_of(key.measurement),

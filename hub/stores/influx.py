@@ -130,7 +130,7 @@ class InfluxStore(Store):
         return rows[::-1] if newest else rows
 
     def buckets(self, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin_ms: int = 0) -> list[Bucket]:
-        main = "value" if key.measurement == "load" else "w"
+        main = key.main_field
         q = (f'SELECT count({main}), mean({main}), min({main}), max({main}), sum(ms), min(ms), max(ms), sum(e) '
              f'FROM (SELECT {main}, ms, {main} * ms AS e FROM "{key.measurement}" WHERE {_where(key, from_ms, to_ms)}) '
              f"WHERE {_time(from_ms, to_ms)} "

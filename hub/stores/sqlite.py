@@ -122,7 +122,7 @@ class SqliteStore(Store):
         return [_row_to_point(key, *row) for row in rows]
 
     def buckets(self, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin_ms: int = 0) -> list[Bucket]:
-        main = "value" if key.measurement == "load" else "w"
+        main = key.main_field
         with self._db() as db:
             sid = self._series_id(db, key.id, False)
             if sid is None:
