@@ -83,6 +83,27 @@ def cmd_export(doc: dict[str, Any], args: argparse.Namespace) -> None:
     log.info("exported %d points of %s", max(0, rows - 1), key.id)
 
 
+def cmd_inventory(doc: dict[str, Any], args: argparse.Namespace) -> None:
+    from hub import inventory
+    from hub.config import StoreConfig
+    from hub.stores import StoreUnavailable, open_store
+    from telemetry.config import Section
+    from telemetry.inventory import parse_machines
+
+    machines = parse_machines(Section(doc, ""))
+    store_cfg = StoreConfig.parse(Section(doc.get("store"), "store"))
+    store = open_store(store_cfg.url, store_cfg.token)
+    try:
+        report = inventory.build(store.series(), machines, args.min_w)
+    except StoreUnavailable as exc:
+        raise SystemExit(f"powerhub inventory: store unavailable: {exc}") from None
+    finally:
+        store.close()
+    sys.stdout.write(inventory.render(report))
+    if args.check and (report.unmapped or report.sourceless):
+        raise SystemExit(1)
+
+
 def cmd_demo(doc: dict[str, Any], args: argparse.Namespace) -> None:
     from powerhub_demo import run_demo
 
@@ -94,6 +115,7 @@ COMMANDS: dict[str, tuple[Callable[[dict[str, Any], argparse.Namespace], None], 
     "hub": (cmd_hub, "subscribe to the agents' data and store it"),
     "web": (cmd_web, "serve the dashboard, the HTTP API and the blipserver routes"),
     "export": (cmd_export, "write a series' points as CSV (ours, or PowerGraph's file)"),
+    "inventory": (cmd_inventory, "list PDUs, outlets and machines; flag unmapped outlets and sourceless machines"),
     "demo": (cmd_demo, "the whole system in one process: broker, simulated meters, hub, web"),
 }
 
@@ -116,6 +138,10 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--date", help="a UTC day, YYYY-MM-DD, instead of --from/--to")
             sp.add_argument("--format", choices=("csv", "powergraph"), default="csv")
             sp.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+        if name == "inventory":
+            sp.add_argument("--min-w", type=float, default=1.0,
+                            help="an outlet draws power from this many watts on (default 1; idle outlets read ~0)")
+            sp.add_argument("--check", action="store_true", help="exit 1 when anything is flagged")
         if name == "demo":
             sp.add_argument("--port", type=int, default=8080, help="web port on 127.0.0.1 (default 8080)")
             sp.add_argument("--var", default="var", help="directory for the demo's store and outbox (default ./var)")

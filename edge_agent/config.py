@@ -7,28 +7,7 @@ from typing import Any
 
 from edge_agent.readers import Reader, reader_from_config
 from telemetry.config import ConfigError, MqttConfig, Section, state_path
-from telemetry.names import NameError_, check_name
-
-
-def parse_machines(top: Section, site: str) -> dict[str, str]:
-    """`[[inventory.machines]]` of this agent's site as `{"device.channel": machine}`: points of those sources
-    carry `machine`. The rest of `[inventory]` is for `powerhub mqtt-acl` and is not checked here."""
-    out: dict[str, str] = {}
-    inventory = Section(top.data.get("inventory"), "inventory")
-    for sec in inventory.tables("machines"):
-        name, machine_site = sec.name("name"), sec.name("site")
-        sources = sec.str_list("sources", [])
-        for i, source in enumerate(sources):
-            device, _, channel = source.partition(".")
-            try:
-                check_name("device", device)
-                check_name("channel", channel)
-            except NameError_ as exc:
-                raise sec.error(f"sources[{i}]", f"must be device.channel: {exc}") from None
-            if machine_site == site:
-                out[source] = name
-        sec.finish()
-    return out
+from telemetry.inventory import machines_by_source, parse_machines
 
 
 @dataclass(frozen=True)
@@ -54,7 +33,7 @@ class AgentConfig:
             outbox=agent.string("outbox", state_path("outbox.sqlite")),
             readers=readers,
             mqtt=MqttConfig.parse(top.table("mqtt")),
-            machines=parse_machines(top, site),
+            machines=machines_by_source(parse_machines(top), site),
         )
         agent.finish()
         return cfg

@@ -19,6 +19,9 @@ from tests.conftest import SNMP_V3, SnmpSim, snmpsim_walk, wait_for
 APC_OUTLETS = "1.3.6.1.4.1.318.1.1.26.9.4.3.1"
 APC_DEVICE = "1.3.6.1.4.1.318.1.1.26.4.3.1"
 UPS_OUTPUT = "1.3.6.1.2.1.33.1.4.4.1"
+HAND_WRITTEN = Path(__file__).parent / "testdata" / "snmp"  # PDUs with no published walk, written from their MIBs
+RARITAN = "1.3.6.1.4.1.13742.6"
+SENTRY4 = "1.3.6.1.4.1.1718.4.1"
 # A PDU whose outlet power moves (snmpsim's numeric variation) and whose outlet 3 reports "unsupported" (-1).
 MOVING = f"""1.3.6.1.2.1.1.1.0|4|moving test PDU (recorded by hand for powerhub's tests)
 {APC_OUTLETS}.7.1|2:numeric|function=sin%<time>,rate=0.5,scale=50,offset=160
@@ -43,7 +46,9 @@ def read_walk(path: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def snmpsim() -> Iterator[SnmpSim]:
     sim = SnmpSim({"apc": snmpsim_walk("apc-8641"), "apcold": snmpsim_walk("apc-7902b"),
-                   "ups": snmpsim_walk("eaton-93e-80"), "moving": MOVING})
+                   "ups": snmpsim_walk("eaton-93e-80"), "moving": MOVING,
+                   "raritan": HAND_WRITTEN / "raritan-px2.snmprec",
+                   "sentry": HAND_WRITTEN / "servertech-sentry4.snmprec"})
     yield sim
     sim.stop()
 
@@ -120,6 +125,43 @@ def test_ups_mib_output_lines(snmpsim: SnmpSim) -> None:
         assert got[channel] == {"a": pytest.approx(int(walk[f"{UPS_OUTPUT}.3.{n}"]) * 0.1),
                                 "w": float(walk[f"{UPS_OUTPUT}.4.{n}"])}
     assert got["total"] == {"w": sum(float(walk[f"{UPS_OUTPUT}.4.{n}"]) for n in (1, 2, 3))}
+
+
+def test_raritan_values_are_scaled_by_their_decimal_digits(snmpsim: SnmpSim) -> None:
+    walk = read_walk(HAND_WRITTEN / "raritan-px2.snmprec")
+    capture, ctx = run_reader({"host": "127.0.0.1", "port": snmpsim.port, "community": "raritan",
+                               "profile": "raritan"}, 4)
+    got = first_poll(capture)
+    assert set(got) == {"outlet-1", "outlet-2", "outlet-4", "total"}  # outlet 3 has no power sensor
+    for n in (1, 2, 4):
+        value = f"{RARITAN}.5.4.3.1.4.1.{n}"
+        current_digits = int(walk[f"{RARITAN}.3.5.4.1.7.1.{n}.1"])
+        expected = {"a": pytest.approx(int(walk[f"{value}.1"]) / 10**current_digits),
+                    "w": float(walk[f"{value}.5"]), "wh": float(walk[f"{value}.8"])}
+        if name := walk[f"{RARITAN}.3.5.3.1.3.1.{n}"]:
+            expected["name"] = name
+        assert got[f"outlet-{n}"] == expected
+    assert got["outlet-1"]["a"] == 1.234  # 1234 with 3 decimal digits
+    assert got["total"] == {"w": float(walk[f"{RARITAN}.5.2.3.1.4.1.1.5"]),
+                            "wh": float(walk[f"{RARITAN}.5.2.3.1.4.1.1.8"])}
+    assert ctx.counters["snmp_errors"] == 0
+
+
+def test_servertech_outlets_per_cord_and_total_of_the_cords(snmpsim: SnmpSim) -> None:
+    walk = read_walk(HAND_WRITTEN / "servertech-sentry4.snmprec")
+    capture, _ = run_reader({"host": "127.0.0.1", "port": snmpsim.port, "community": "sentry",
+                             "profile": "servertech"}, 5)
+    got = first_poll(capture)
+    # cord 1's outlets are outlet-N as on the label; cord 2's keep the cord; AA4 reports -1 (unsupported): skipped
+    assert list(got) == ["outlet-1", "outlet-2", "outlet-3", "outlet-2-1", "total"]
+    for channel, index in (("outlet-1", "1.1"), ("outlet-2", "1.2"), ("outlet-3", "1.3"), ("outlet-2-1", "2.1")):
+        assert got[channel] == {"name": walk[f"{SENTRY4}.8.2.1.3.1.{index}"],
+                                "a": pytest.approx(int(walk[f"{SENTRY4}.8.3.1.3.1.{index}"]) * 0.01),
+                                "w": float(walk[f"{SENTRY4}.8.3.1.7.1.{index}"]),
+                                "wh": float(walk[f"{SENTRY4}.8.3.1.14.1.{index}"])}
+    cords = (1, 2)
+    assert got["total"] == {"w": sum(float(walk[f"{SENTRY4}.3.3.1.3.1.{c}"]) for c in cords),
+                            "wh": pytest.approx(sum(int(walk[f"{SENTRY4}.3.3.1.10.1.{c}"]) * 100.0 for c in cords))}
 
 
 def test_snmp_v3_auth_priv(snmpsim: SnmpSim, tmp_path: Path) -> None:

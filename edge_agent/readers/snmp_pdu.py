@@ -168,6 +168,7 @@ class SnmpPduReader(Reader):
         try:
             readings = await read_profile(session, self.profile)
         except PollError as exc:
+            session.forget_static()
             ctx.counters["snmp_errors"] += 1
             if not self._down:
                 log.error("%s: PDU %s:%d: %s (logged once until it answers again)", self.device, self.host,
@@ -193,6 +194,7 @@ class SnmpSession:
         self.auth = reader._auth()
         self.context = ContextData(contextName=reader.v3.context if reader.v3 else "")
         self._target: UdpTransportTarget | None = None
+        self._static: dict[str, dict[str, object]] = {}  # configuration columns, walked once per session
 
     async def target(self) -> UdpTransportTarget:
         if self._target is None:
@@ -239,33 +241,79 @@ class SnmpSession:
                     cursor.pop(col, None)
         return rows
 
+    async def walk_static(self, columns: list[str]) -> dict[str, dict[str, object]]:
+        """Like `walk_columns`, for columns that do not change between polls (decimal digits): walked once."""
+        missing = [c for c in columns if c not in self._static]
+        if missing:
+            self._static.update(await self.walk_columns(missing))
+        return {c: self._static[c] for c in columns}
+
+    def forget_static(self) -> None:
+        self._static.clear()  # after an outage the PDU may have been reconfigured or replaced
+
     def close(self) -> None:
         self.engine.close_dispatcher()
+
+
+def _index_key(index: str) -> list[int]:
+    return [int(p) for p in index.split(".")]
+
+
+def _row_index(raw: str, suffix: str) -> str | None:
+    """The row part of a column's index: `raw` without the column's sensor suffix, or None for other sensors."""
+    if not suffix:
+        return raw
+    return raw[: -len(suffix)] if raw.endswith(suffix) and len(raw) > len(suffix) else None
+
+
+async def read_table(session: SnmpSession, columns: tuple[Column, ...]) -> dict[str, Fields]:
+    """`{row index: fields}` of a profile table; columns sharing an OID (one per sensor suffix) are walked once."""
+    values = await session.walk_columns(sorted({c.oid for c in columns}))
+    digit_oids = sorted({c.digits_oid for c in columns if c.digits_oid})
+    digits = await session.walk_static(digit_oids) if digit_oids else {}
+    rows: dict[str, Fields] = {}
+    for col in columns:
+        for raw, value in values[col.oid].items():
+            index = _row_index(raw, col.suffix)
+            if index is None:
+                continue
+            if col.field == "name":
+                if isinstance(value, OctetString) and str(value):
+                    rows.setdefault(index, {})["name"] = str(value)
+                continue
+            scale = col.scale
+            if col.digits_oid and (d := _number(digits[col.digits_oid].get(raw), 1.0)) is not None:
+                scale /= 10 ** int(d)
+            if (n := _number(value, scale)) is not None:
+                rows.setdefault(index, {})[col.field] = n
+    return rows
+
+
+def _channel(index: str, optional_parts: int) -> str:
+    parts = index.split(".")
+    while optional_parts and len(parts) > 1 and parts[0] == "1":
+        parts, optional_parts = parts[1:], optional_parts - 1
+    return "outlet-" + "-".join(parts)
 
 
 async def read_profile(session: SnmpSession, profile: Profile) -> list[tuple[str, Fields]]:
     """`[(channel, fields)]` for every outlet with a power reading, and `total`; the fallback when both are empty."""
     readings: list[tuple[str, Fields]] = []
     if profile.outlets:
-        table = await session.walk_columns([c.oid for c in profile.outlets])
-        indexes = sorted({i for col in table.values() for i in col}, key=lambda i: [int(p) for p in i.split(".")])
-        for index in indexes:
-            fields: Fields = {}
-            for col in profile.outlets:
-                value = table[col.oid].get(index)
-                if col.field == "name":
-                    if isinstance(value, OctetString) and str(value):
-                        fields["name"] = str(value)
-                elif (n := _number(value, col.scale)) is not None:
-                    fields[col.field] = n
-            if "w" in fields:
-                readings.append((f"outlet-{index.replace('.', '-')}", fields))
+        table = await read_table(session, profile.outlets)
+        for index in sorted(table, key=_index_key):
+            if "w" in table[index]:
+                readings.append((_channel(index, profile.optional_index_parts), table[index]))
     total: Fields = {}
     if profile.total:
         values = await session.get([s.oid for s in profile.total])
         for scalar, value in zip(profile.total, values, strict=True):
             if (n := _number(value, scalar.scale)) is not None:
                 total[scalar.field] = n
+    elif profile.total_rows:
+        for row in (await read_table(session, profile.total_rows)).values():
+            for name, value in row.items():
+                total[name] = round(float(total.get(name, 0.0)) + float(value), 6)
     elif profile.total_is_sum_of_outlets and readings:
         total["w"] = sum(float(f["w"]) for _, f in readings)
     if "w" in total:

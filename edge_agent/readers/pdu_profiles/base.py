@@ -10,11 +10,18 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the outlet table: `{oid}.{index}` holds outlet `index`'s value; stored as `field`."""
+    """One column of a table: `{oid}.{index}{suffix}` holds row `index`'s value; stored as `field`.
 
-    field: str  # w, a, wh, or "name" (the outlet's label, kept as `outlet_name`)
+    `suffix` picks one sensor from MIBs that index a column by (row, sensor type), as Raritan's PDU2-MIB does.
+    `digits_oid` names a column, indexed like this one, holding the value's decimal digits: the value is then
+    scaled by `scale / 10**digits` (Raritan again: the digits are configuration, read once per session).
+    """
+
+    field: str  # w, a, wh, or "name" (the outlet's label, kept as `name`)
     oid: str
     scale: float = 1.0
+    suffix: str = ""
+    digits_oid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,11 @@ class Profile:
     name: str
     outlets: tuple[Column, ...] = ()
     total: tuple[Scalar, ...] = ()
+    total_rows: tuple[Column, ...] = ()  # a table summed into `total` (inlets / input cords)
     total_is_sum_of_outlets: bool = False  # for MIBs with no device-total object (UPS-MIB)
+    # Leading index parts left out of the channel when they are 1: Sentry4 indexes outlets by (cord, outlet), and a
+    # one-cord PDU's outlets should be outlet-1..outlet-N as on its label (cord 2's are outlet-2-N).
+    optional_index_parts: int = 0
     fallback: Profile | None = None  # tried when `outlets` and `total` answer nothing (older firmware / models)
     notes: str = field(default="", compare=False)
 

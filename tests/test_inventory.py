@@ -1,0 +1,92 @@
+"""`powerhub inventory` against a real store: PDUs and outlets from the stored series, machines from the config."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from hub.stores import Store
+from powerhub_cli import main
+from telemetry import Point, SeriesKey
+
+CONFIG = """
+[store]
+url = "{url}"
+
+[[inventory.machines]]
+name = "web-01"
+site = "lab"
+sources = ["pdu-a3.outlet-1", "pdu-b3.outlet-1"]
+
+[[inventory.machines]]
+name = "node17"
+site = "lab"
+sources = ["node17.power"]        # its BMC never reported
+
+[[inventory.machines]]
+name = "spare"
+site = "lab"
+"""
+
+
+def write_pdus(store: Store) -> None:
+    now = time.time_ns() // 1_000_000
+    points = [
+        Point(SeriesKey("lab", "pdu-a3", "outlet-1"), now, 1, {"w": 143.0, "name": "web-01 psu1"}),
+        Point(SeriesKey("lab", "pdu-a3", "outlet-2"), now, 2, {"w": 118.0, "name": "db-01"}),
+        Point(SeriesKey("lab", "pdu-a3", "outlet-10"), now, 3, {"w": 0.0}),
+        Point(SeriesKey("lab", "pdu-a3", "total"), now, 4, {"w": 261.0}),
+        Point(SeriesKey("lab", "mainmeter", "power"), now, 5, {"w": 500.0, "ms": 7200}),
+    ]
+    store.write(points)
+
+
+def run(tmp_path: Path, url: str, *args: str) -> int:
+    config = tmp_path / "powerhub.toml"
+    config.write_text(CONFIG.format(url=url))
+    return main(["inventory", "--config", str(config), *args])
+
+
+def test_lists_pdus_and_flags_what_is_unmapped(store: Store, store_url: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    write_pdus(store)
+    assert run(tmp_path, store_url) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "PDUs:"
+    assert lines[1].split() == ["lab.pdu-a3", "total", "261.0", "W"]  # the main meter is no PDU
+    outlets = [line.split()[0] for line in lines[2:5]]
+    assert outlets == ["outlet-1", "outlet-2", "outlet-10"]  # numeric order
+    assert "web-01 psu1" in lines[2] and lines[2].rstrip().endswith("web-01")
+    assert "db-01" in lines[3] and lines[3].endswith("<- draws power, no machine")
+    assert "<-" not in lines[4]  # 0 W: idle, not flagged
+    assert "lab.web-01  pdu-a3.outlet-1 143.0 W, pdu-b3.outlet-1 no data" in out
+    assert "lab.node17  node17.power no data  <- no source" in out
+    assert "lab.spare  (no sources listed)  <- no source" in out
+    assert lines[-1] == "1 outlet(s) drawing >= 1 W with no machine; 2 machine(s) with no source"
+
+
+def test_check_exits_1_when_anything_is_flagged(store: Store, store_url: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    write_pdus(store)
+    with pytest.raises(SystemExit) as exc:
+        run(tmp_path, store_url, "--check")
+    assert exc.value.code == 1
+    assert capsys.readouterr().out.startswith("PDUs:")
+
+
+def test_bad_source_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "powerhub.toml"
+    config.write_text('[[inventory.machines]]\nname = "x"\nsite = "lab"\nsources = ["pdu-a3"]\n')
+    assert main(["inventory", "--config", str(config)]) == 2
+    assert "inventory.machines[0].sources[0]: must be device.channel" in capsys.readouterr().err
+
+
+def test_unreachable_store_is_one_clear_line(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    with pytest.raises(SystemExit) as exc:
+        run(tmp_path, f"influxdb://127.0.0.1:{free_port()}/powerhub")
+    assert str(exc.value.code).startswith("powerhub inventory: store unavailable:")
