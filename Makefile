@@ -14,7 +14,7 @@ APT_PROGRAMS := /usr/sbin/mosquitto /usr/bin/influxd /usr/bin/chromium /usr/bin/
 # venv of Debian's own python3 in a world-readable place, not one in the (possibly private) checkout.
 SNMPSIM_VENV ?= /opt/powerhub-test/snmpsim
 
-.PHONY: demo test lint typecheck unit system-deps clean
+.PHONY: demo test soak lint typecheck unit system-deps clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ typecheck: $(BIN)/.installed
 
 test: system-deps $(BIN)/.installed $(SNMPSIM_VENV)/.installed lint typecheck
 	SNMPSIM_VENV=$(SNMPSIM_VENV) $(BIN)/pytest
+
+# Ten minutes of one agent with a blink meter, 3 BMCs and 2 PDUs: its RSS at start and end, every series shown.
+soak: system-deps $(BIN)/.installed $(SNMPSIM_VENV)/.installed
+	SNMPSIM_VENV=$(SNMPSIM_VENV) $(BIN)/python -m bench.soak_readers
 
 clean:
 	rm -rf $(VENV) var build *.egg-info tests/artifacts
