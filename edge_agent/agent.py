@@ -6,12 +6,13 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections import Counter
 from typing import TextIO
 
 from edge_agent.clock import Clock
 from edge_agent.config import AgentConfig
-from edge_agent.outbox import Outbox
+from edge_agent.outbox import Outbox, OutboxFull
 from edge_agent.publisher import Publisher
 from edge_agent.readers import Reader, ReaderContext
 from edge_agent.readers.base import Fields
@@ -56,11 +57,13 @@ class Agent:
         self.outbox: Outbox | None = None
         self.publisher: Publisher | None = None
         if stdout is None:
-            self.outbox = Outbox(cfg.outbox)
+            self.outbox = Outbox(cfg.outbox, cfg.outbox_max_mb)
             self.publisher = Publisher(cfg.mqtt, cfg.site, cfg.name, self.outbox, VERSION, self.clock.now_ms)
         self.stamper = Stamper(cfg.site, dict(self.outbox.last_ts) if self.outbox else {}, cfg.machines)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._full_since: float | None = None
+        self._full_logged = 0.0
 
     def emit(self, device: str, channel: str, fields: Fields, ts_ms: int | None = None) -> None:
         try:
@@ -70,7 +73,14 @@ class Agent:
             self.counters["bad_names"] += 1
             return
         if self.outbox is not None and self.publisher is not None:
-            self.outbox.put(point)
+            try:
+                self.outbox.put(point)
+            except OutboxFull as exc:
+                self._refused(point, exc)
+                return
+            if self._full_since is not None:
+                log.warning("outbox takes points again; %d refused while it was full", self.counters["outbox_refused"])
+                self._full_since = None
             self.publisher.wake()
             return
         with self._lock:
@@ -82,6 +92,18 @@ class Agent:
                 self._stdout.flush()
             except BrokenPipeError:
                 self.stop_event.set()  # the reader of our output went away (`| head`): stop quietly
+
+    def _refused(self, point: Point, exc: OutboxFull) -> None:
+        """Loud, but not a line per point: once when it starts, then once a minute while it lasts."""
+        self.counters["outbox_refused"] += 1
+        now = time.monotonic()
+        if self._full_since is None or now - self._full_logged >= 60:
+            log.error("OUTBOX FULL (%s): refusing new points, %s and later are lost (%d so far); the points it "
+                      "holds are kept and sent; raise agent.outbox_max_mb or free disk space",
+                      exc, point.key.id, self.counters["outbox_refused"])
+            self._full_logged = now
+            if self._full_since is None:
+                self._full_since = now
 
     def _supervise(self, reader: Reader) -> None:
         """Run a reader; an unexpected crash is logged and the reader restarted, never the agent taken down."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge_agent.outbox import DEFAULT_MAX_MB
 from edge_agent.readers import Reader, reader_from_config
 from telemetry.config import ConfigError, MqttConfig, Section, state_path
 from telemetry.inventory import machines_by_source, parse_machines
@@ -15,6 +16,7 @@ class AgentConfig:
     site: str
     name: str
     outbox: str
+    outbox_max_mb: float
     readers: list[Reader]
     mqtt: MqttConfig
     machines: dict[str, str] = field(default_factory=dict)
@@ -31,6 +33,7 @@ class AgentConfig:
             site=site,
             name=name,
             outbox=agent.string("outbox", state_path("outbox.sqlite")),
+            outbox_max_mb=agent.number("outbox_max_mb", DEFAULT_MAX_MB, positive=True),
             readers=readers,
             mqtt=MqttConfig.parse(top.table("mqtt")),
             machines=machines_by_source(parse_machines(top), site),

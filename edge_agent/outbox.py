@@ -3,6 +3,10 @@
 SQLite in WAL mode: a SIGKILL loses nothing that `put` returned for. `seq` is the row's AUTOINCREMENT id, so it
 increases by one per point and is never reused, across restarts too. The last `ts` per series is kept as well, so a
 restarted agent whose clock went back cannot stamp a point on top of one it already sent.
+
+The file has a size limit (`agent.outbox_max_mb`, SQLite's `max_page_count`). A full outbox, or a full disk, refuses
+new points with `OutboxFull`: what it holds is kept and delivered, newer readings are lost and counted. Keeping the
+oldest is deliberate: they are the ones no other copy of exists, and a gap at the end is plain to see.
 """
 
 from __future__ import annotations
@@ -21,12 +25,25 @@ CREATE TABLE IF NOT EXISTS last_ts (series TEXT PRIMARY KEY, ts INTEGER NOT NULL
 """
 
 
+DEFAULT_MAX_MB = 1024
+
+
+class OutboxFull(RuntimeError):
+    """The outbox reached its size limit, or the disk is full: the point was not stored."""
+
+
+def _full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
 class Outbox:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, max_mb: float = DEFAULT_MAX_MB) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._db.execute(f"PRAGMA max_page_count={max(16, int(max_mb * 1024 * 1024 / page_size))}")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
         self.last_ts: dict[str, int] = dict(self._db.execute("SELECT series, ts FROM last_ts").fetchall())
@@ -43,8 +60,13 @@ class Outbox:
                 )
                 self._db.execute("INSERT OR REPLACE INTO last_ts VALUES (?, ?)", (sid, point.ts_ms))
                 self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                if _full(exc):
+                    raise OutboxFull(str(exc)) from None
+                raise
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
             self.last_ts[sid] = point.ts_ms
         assert cur.lastrowid is not None
@@ -58,12 +80,23 @@ class Outbox:
             ).fetchall()
         return [Point(parse_series_id(sid), ts, seq, json.loads(fields)) for seq, sid, ts, fields in rows]
 
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
     def ack(self, seqs: list[int]) -> None:
-        """Delete acknowledged points: only the broker's PUBACK may call this."""
+        """Delete acknowledged points: only the broker's PUBACK may call this. On a full disk even a delete can
+        fail (it writes to the WAL first): `OutboxFull`, and the caller tries again later."""
         with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("BEGIN")
+                self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                if _full(exc):
+                    raise OutboxFull(str(exc)) from None
+                raise
 
     def __len__(self) -> int:
         with self._lock:

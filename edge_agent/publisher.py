@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as paho
 
-from edge_agent.outbox import Outbox
+from edge_agent.outbox import Outbox, OutboxFull
 from telemetry import Point, data_topic, encode_points, status_topic
 from telemetry.config import MqttConfig
 from telemetry.mqtt import connect_async, make_client, status_payload
@@ -58,6 +58,7 @@ class Publisher:
         self._inflight: dict[int, list[int]] = {}
         self._early: dict[int, bool] = {}
         self._cursor = 0
+        self._unsettled: list[int] = []  # acknowledged by the broker, not yet deleted from the outbox
         self._thread = threading.Thread(target=self._drain_loop, name="publisher", daemon=True)
 
     def start(self) -> None:
@@ -126,8 +127,17 @@ class Publisher:
 
     def _settle(self, seqs: list[int], ok: bool) -> None:
         if ok:
-            self.outbox.ack(seqs)
-            self.counters["points_acked"] += len(seqs)
+            self._unsettled.extend(seqs)
+            try:
+                self.outbox.ack(self._unsettled)
+            except OutboxFull as exc:
+                # The broker has them; the outbox cannot delete them yet (full disk). Try again on the next ack;
+                # after a restart they would be sent again, which the store absorbs (same series and ts).
+                self.counters["ack_delete_failures"] += 1
+                log.warning("outbox cannot record %d acknowledged points yet: %s", len(self._unsettled), exc)
+                return
+            self.counters["points_acked"] += len(self._unsettled)
+            self._unsettled = []
             return
         log.error("broker refused %d points (seq %d..%d): keeping them, retrying", len(seqs), seqs[0], seqs[-1])
         self.counters["points_refused"] += len(seqs)

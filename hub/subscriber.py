@@ -24,6 +24,9 @@ from telemetry.mqtt import connect_async, make_client
 log = logging.getLogger(__name__)
 
 RETRY_MAX_S = 30.0
+# Messages the broker may have in flight to us (MQTT 5 Receive Maximum): with the store down the hub holds at most
+# this many (x 500 points) in memory, and the broker keeps the rest in the session.
+RECEIVE_MAXIMUM = 200
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Message:
     mid: int
     qos: int
     points: list[Point]
+    connection: int  # which connection it came on: a PUBACK is only meaningful on that one
 
 
 class Subscriber:
@@ -49,10 +53,11 @@ class Subscriber:
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
         self.connected = threading.Event()
+        self._connection = 0
 
     def start(self) -> None:
         self._writer.start()
-        connect_async(self.client, self.mqtt, persistent=True)
+        connect_async(self.client, self.mqtt, persistent=True, receive_maximum=RECEIVE_MAXIMUM)
 
     def stop(self) -> None:
         """Store and acknowledge what was taken, then disconnect; later messages stay with the broker."""
@@ -67,6 +72,7 @@ class Subscriber:
             return
         log.info("hub connected (session present: %s); subscribing to %s",
                  getattr(flags, "session_present", "?"), self.topic)
+        self._connection += 1
         client.subscribe(self.topic, qos=1)
         self.connected.set()
 
@@ -83,7 +89,7 @@ class Subscriber:
         self.metrics.inc("powerhub_points_received_total", len(points))
         while not self._stop.is_set():
             try:
-                self._queue.put(Message(msg.mid, msg.qos, points), timeout=0.5)
+                self._queue.put(Message(msg.mid, msg.qos, points, self._connection), timeout=0.5)
                 return
             except queue.Full:
                 continue  # the store is slow or down: holding paho here is the back-pressure we want
@@ -133,4 +139,8 @@ class Subscriber:
                     return  # unacknowledged: the broker redelivers them to the next hub session
                 delay_s = min(RETRY_MAX_S, delay_s * 2)
         for m in batch:
-            self.client.ack(m.mid, m.qos)
+            # After a reconnect the broker resends what we had not acknowledged, under ids that may now name other
+            # messages: acknowledging an old id could ack a message not yet stored. The resent copy is stored again
+            # (same series and ts: stored once) and acknowledged then.
+            if m.connection == self._connection:
+                self.client.ack(m.mid, m.qos)

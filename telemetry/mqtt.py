@@ -32,12 +32,17 @@ def make_client(cfg: MqttConfig, client_id: str, persistent: bool = False, manua
     return client
 
 
-def connect_async(client: paho.Client, cfg: MqttConfig, persistent: bool = False) -> None:
-    """Start connecting in paho's own thread, which also reconnects with backoff after any loss."""
+def connect_async(client: paho.Client, cfg: MqttConfig, persistent: bool = False,
+                  receive_maximum: int | None = None) -> None:
+    """Start connecting in paho's own thread, which also reconnects with backoff after any loss.
+
+    `receive_maximum` (MQTT 5) caps the messages the broker sends us unacknowledged: the rest wait at the broker."""
     kwargs: dict[str, object] = {}
     if cfg.protocol == "5":
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S if persistent else 0
+        if receive_maximum is not None:
+            props.ReceiveMaximum = receive_maximum
         kwargs = {"clean_start": not persistent, "properties": props}
     client.connect_async(cfg.host, cfg.port, keepalive=30, **kwargs)  # type: ignore[arg-type]
     client.loop_start()

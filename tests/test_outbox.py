@@ -1,0 +1,53 @@
+"""The outbox's size limit: a full outbox refuses new points and keeps, intact, every point it holds."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from edge_agent.outbox import Outbox, OutboxFull
+from telemetry import Point, SeriesKey
+
+KEY = SeriesKey("lab", "mainmeter", "power")
+T0 = 1_700_000_000_000
+
+
+def fill(outbox: Outbox, start: int = 0) -> int:
+    """Put points until the outbox refuses one; the number taken."""
+    n = 0
+    with pytest.raises(OutboxFull):
+        while True:
+            outbox.put(Point(KEY, T0 + start + n, 0, {"w": 1000.0 + n, "ms": 3600}))
+            n += 1
+    return n
+
+
+def test_full_outbox_refuses_keeps_what_it_holds_and_takes_again_after_acks(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path, max_mb=0.25)
+    taken = fill(outbox)
+    assert taken > 1000
+    held = outbox.peek(taken + 10)
+    assert [p.seq for p in held] == list(range(1, taken + 1))
+    assert [p.fields["w"] for p in held] == [1000.0 + n for n in range(taken)]
+    outbox.ack([p.seq for p in held[: taken // 2]])  # the broker took half: room again
+    more = fill(outbox, start=taken)
+    assert more > 100
+    assert outbox.peek(1)[0].seq == taken // 2 + 1
+    outbox.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert db.execute("SELECT max(seq) FROM outbox").fetchone() == (taken + more,)  # seq never skipped
+    db.close()
+
+
+def test_reopening_keeps_points_and_the_seq(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite", max_mb=0.25)
+    taken = fill(outbox)
+    outbox.close()
+    again = Outbox(tmp_path / "outbox.sqlite", max_mb=0.5)  # a raised limit takes effect on restart
+    assert len(again) == taken
+    assert again.put(Point(KEY, T0 + 10**7, 0, {"w": 1.0})).seq == taken + 1
+    again.close()
