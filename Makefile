@@ -5,10 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := mosquitto influxdb chromium python3-venv openipmi libopenipmi-dev ipmitool gcc
+APT_PACKAGES := mosquitto influxdb chromium python3-venv openipmi libopenipmi-dev ipmitool gcc libfaketime
 # The programs those packages provide, checked first so that a machine that has them needs no apt run.
 APT_PROGRAMS := /usr/sbin/mosquitto /usr/bin/influxd /usr/bin/chromium /usr/bin/ipmi_sim /usr/bin/ipmitool \
 	/usr/bin/gcc /usr/include/OpenIPMI/mcserv.h
+# libfaketime (the clock-step test) lives under the machine's multiarch directory.
+FAKETIME_LIB := $(firstword $(wildcard /usr/lib/*/faketime/libfaketimeMT.so.1))
 
 # snmpsim (the PDU stand-in) insists on dropping root to `nobody`, who must be able to read its Python: so it gets a
 # venv of Debian's own python3 in a world-readable place, not one in the (possibly private) checkout.
@@ -24,6 +26,7 @@ $(BIN)/.installed: pyproject.toml
 
 system-deps:
 	@for prog in $(APT_PROGRAMS); do [ -e $$prog ] || missing=1; done; \
+	[ -n "$(FAKETIME_LIB)" ] || missing=1; \
 	/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages: $(APT_PACKAGES)"; \

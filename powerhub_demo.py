@@ -16,6 +16,7 @@ from typing import Any
 
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
+from hub.agents import AgentBook
 from hub.config import HubConfig
 from hub.run import start_hub
 from telemetry.metrics import Metrics
@@ -100,11 +101,12 @@ def run_demo(doc: dict[str, Any], web_port: int, var_dir: str, stop: threading.E
     cfg = demo_config(doc, var, broker.port if broker else None, web_port)
     agent_cfg, hub_cfg = AgentConfig.parse(cfg), HubConfig.parse(cfg)  # config errors before anything starts
     metrics = Metrics()
-    app = create_app(cfg, metrics)
+    agents = AgentBook(metrics)
+    app = create_app(cfg, metrics, agents.snapshot)
     web = WebServer(app)
     if broker:
         broker.start()
-    hub = start_hub(hub_cfg, metrics)
+    hub = start_hub(hub_cfg, metrics, agents)
     agent = Agent(agent_cfg)
     agent.start()
     web.start()

@@ -32,6 +32,19 @@ class Stamper:
         self.last_ts = last_ts
         self.machines = machines or {}
         self.lock = threading.Lock()
+        self._devices = {sid.split(".")[1] for sid in last_ts}
+
+    def devices(self) -> list[str]:
+        """Every device this agent has stamped a point for (kept across restarts through `last_ts`)."""
+        with self.lock:
+            return sorted(self._devices)
+
+    def is_new_device(self, device: str) -> bool:
+        with self.lock:
+            if device in self._devices:
+                return False
+            self._devices.add(device)
+            return True
 
     def point(self, device: str, channel: str, fields: Fields, ts_ms: int) -> Point:
         key = SeriesKey(self.site, device, channel)
@@ -58,8 +71,10 @@ class Agent:
         self.publisher: Publisher | None = None
         if stdout is None:
             self.outbox = Outbox(cfg.outbox, cfg.outbox_max_mb)
-            self.publisher = Publisher(cfg.mqtt, cfg.site, cfg.name, self.outbox, VERSION, self.clock.now_ms)
         self.stamper = Stamper(cfg.site, dict(self.outbox.last_ts) if self.outbox else {}, cfg.machines)
+        if self.outbox is not None:
+            self.publisher = Publisher(cfg.mqtt, cfg.site, cfg.name, self.outbox, VERSION, self.clock.now_ms,
+                                       self.stamper.devices)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._full_since: float | None = None
@@ -73,6 +88,8 @@ class Agent:
             self.counters["bad_names"] += 1
             return
         if self.outbox is not None and self.publisher is not None:
+            if self.stamper.is_new_device(point.key.device):
+                self.publisher.announce()  # before its first point, so the hub knows whose seq it carries
             try:
                 self.outbox.put(point)
             except OutboxFull as exc:

@@ -41,12 +41,13 @@ def group_by_series(points: list[Point], limit: int) -> list[list[Point]]:
 
 class Publisher:
     def __init__(self, cfg: MqttConfig, site: str, name: str, outbox: Outbox, version: str,
-                 now_ms: Callable[[], int]) -> None:
+                 now_ms: Callable[[], int], devices: Callable[[], list[str]] = list) -> None:
         self.cfg, self.outbox, self.version = cfg, outbox, version
         self._now_ms = now_ms
+        self._devices = devices
         self.status_topic = status_topic(cfg.root, site, name)
         self.client = make_client(cfg, client_id=f"powerhub-agent-{site}-{name}")
-        self.client.will_set(self.status_topic, status_payload("offline", 0, version), qos=1, retain=True)
+        self.client.will_set(self.status_topic, status_payload("offline", 0, version, devices()), qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
@@ -81,7 +82,12 @@ class Publisher:
         self.client.loop_stop()
 
     def _status(self, state: str) -> bytes:
-        return status_payload(state, self._now_ms(), self.version)
+        return status_payload(state, self._now_ms(), self.version, self._devices())
+
+    def announce(self) -> None:
+        """Publish the online status again: a device appeared, and the hub should know whose it is."""
+        if self._connected.is_set():
+            self.client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
 
     def _on_connect(self, client: paho.Client, _u: object, _f: object, reason: object, _p: object) -> None:
         if getattr(reason, "is_failure", False):

@@ -32,6 +32,7 @@ class HubConfig:
     share_group: str | None
     batch_points: int
     batch_age_s: float
+    listen: tuple[str, int] | None
     mqtt: MqttConfig
     store: StoreConfig
 
@@ -44,6 +45,7 @@ class HubConfig:
             share_group=hub.string("share_group", None),
             batch_points=hub.integer("batch_points", 5000, min_value=1),
             batch_age_s=hub.number("batch_age_s", 0.2, positive=True),
+            listen=hub.listen("listen", None),
             mqtt=MqttConfig.parse(top.table("mqtt")),
             store=StoreConfig.parse(top.table("store")),
         )

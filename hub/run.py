@@ -1,11 +1,13 @@
-"""`powerhub hub`: the subscriber on the configured store until stopped."""
+"""`powerhub hub`: the subscriber on the configured store until stopped, and its HTTP endpoint if configured."""
 
 from __future__ import annotations
 
 import logging
 import threading
 
+from hub.agents import AgentBook
 from hub.config import HubConfig
+from hub.http import HubHttp
 from hub.stores import open_store
 from hub.subscriber import Subscriber
 from telemetry.config import redact_url
@@ -14,9 +16,10 @@ from telemetry.metrics import Metrics
 log = logging.getLogger(__name__)
 
 
-def start_hub(cfg: HubConfig, metrics: Metrics) -> Subscriber:
+def start_hub(cfg: HubConfig, metrics: Metrics, agents: AgentBook | None = None) -> Subscriber:
     store = open_store(cfg.store.url, cfg.store.token)
-    sub = Subscriber(cfg.mqtt, store, metrics, cfg.client_id, cfg.share_group, cfg.batch_points, cfg.batch_age_s)
+    sub = Subscriber(cfg.mqtt, store, metrics, cfg.client_id, cfg.share_group, cfg.batch_points, cfg.batch_age_s,
+                     agents=agents)
     sub.start()
     log.info("hub %s subscribing at %s:%d, storing to %s", cfg.client_id, cfg.mqtt.host, cfg.mqtt.port,
              redact_url(cfg.store.url))
@@ -24,7 +27,13 @@ def start_hub(cfg: HubConfig, metrics: Metrics) -> Subscriber:
 
 
 def run(cfg: HubConfig, stop: threading.Event) -> None:
-    sub = start_hub(cfg, Metrics())
+    metrics = Metrics()
+    sub = start_hub(cfg, metrics)
+    http = HubHttp(*cfg.listen, metrics, sub.agents) if cfg.listen else None
+    if http:
+        http.start()
     stop.wait()
+    if http:
+        http.stop()
     sub.stop()
     sub.store.close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as paho
 
+from hub.agents import AgentBook
 from hub.stores import Store, StoreRejected, StoreUnavailable
 from telemetry import PayloadError, Point, TopicError, decode_payload, parse_data_topic
 from telemetry.config import MqttConfig
@@ -40,11 +41,13 @@ class Message:
 class Subscriber:
     def __init__(self, mqtt: MqttConfig, store: Store, metrics: Metrics, client_id: str,
                  share_group: str | None = None, batch_points: int = 5000, batch_age_s: float = 0.2,
-                 queue_messages: int = 10_000) -> None:
+                 queue_messages: int = 10_000, agents: AgentBook | None = None) -> None:
         self.mqtt, self.store, self.metrics = mqtt, store, metrics
+        self.agents = agents or AgentBook(metrics)
         self.topic = f"{mqtt.root}/data/#"
         if share_group:
             self.topic = f"$share/{share_group}/{self.topic}"
+        self.status_prefix = f"{mqtt.root}/status/"
         self.batch_points, self.batch_age_s = batch_points, batch_age_s
         self.client = make_client(mqtt, client_id, persistent=True, manual_ack=True)
         self.client.on_connect = self._on_connect
@@ -73,10 +76,24 @@ class Subscriber:
         log.info("hub connected (session present: %s); subscribing to %s",
                  getattr(flags, "session_present", "?"), self.topic)
         self._connection += 1
-        client.subscribe(self.topic, qos=1)
+        client.subscribe([(self.topic, 1), (self.status_prefix + "#", 1)])
         self.connected.set()
 
+    def _on_status(self, client: paho.Client, msg: paho.MQTTMessage) -> None:
+        parts = msg.topic[len(self.status_prefix) :].split("/")
+        try:
+            if len(parts) != 2:
+                raise ValueError(f"must be {self.status_prefix}site/agent")
+            self.agents.status(parts[0], parts[1], bytes(msg.payload))
+        except ValueError as exc:
+            log.warning("ignored status on %s: %s", msg.topic[:200], exc)
+            self.metrics.inc("powerhub_status_ignored_total")
+        client.ack(msg.mid, msg.qos)
+
     def _on_message(self, client: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        if msg.topic.startswith(self.status_prefix):
+            self._on_status(client, msg)
+            return
         try:
             key = parse_data_topic(self.mqtt.root, msg.topic)
             points = decode_payload(key, bytes(msg.payload))
@@ -114,6 +131,13 @@ class Subscriber:
             if batch:
                 self._store_and_ack(batch)
 
+    def _track(self, points: list[Point]) -> None:
+        by_device: dict[tuple[str, str], list[int]] = {}
+        for p in sorted(points, key=lambda p: p.seq):
+            by_device.setdefault((p.key.site, p.key.device), []).append(p.seq)
+        for (site, device), seqs in by_device.items():
+            self.agents.observe(site, device, seqs)
+
     def _store_and_ack(self, batch: list[Message]) -> None:
         points = [p for m in batch for p in m.points]
         delay_s, logged = 0.5, False
@@ -123,6 +147,7 @@ class Subscriber:
                 self.store.write(points)
                 self.metrics.observe("powerhub_store_write_seconds", time.perf_counter() - t0)
                 self.metrics.inc("powerhub_points_stored_total", len(points))
+                self._track(points)
                 if logged:
                     log.info("store is back; wrote %d held points", len(points))
                 break

@@ -61,6 +61,16 @@ class Section:
             raise self.error(key, f"must be {type_name}, not {value!r}")
         return value
 
+    def listen(self, key: str, default: str | None) -> tuple[str, int] | None:
+        """`host:port` to bind (port 0: any free port; `[::1]:8080` for IPv6), or None when absent and no default."""
+        listen = self.string(key, default)
+        if listen is None:
+            return None
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise self.error(key, f"must be host:port (port 0: any free port), not {listen!r}")
+        return host.strip("[]"), int(port)
+
     def string(self, key: str, default: Any = _REQUIRED, choices: tuple[str, ...] = ()) -> Any:
         value = self._get(key, default, (str,), "a string")
         if choices and value is not None and value not in choices:

@@ -48,5 +48,10 @@ def connect_async(client: paho.Client, cfg: MqttConfig, persistent: bool = False
     client.loop_start()
 
 
-def status_payload(state: str, ts_ms: int, version: str) -> bytes:
-    return json.dumps({"state": state, "ts": ts_ms, "version": version}).encode()
+def status_payload(state: str, ts_ms: int, version: str, devices: list[str] | None = None) -> bytes:
+    """The agent's retained status. `devices` (beyond SPEC's fields) tells the hub whose `seq` a device's points
+    carry, so it can track gaps per agent."""
+    doc: dict[str, object] = {"state": state, "ts": ts_ms, "version": version}
+    if devices is not None:
+        doc["devices"] = sorted(devices)
+    return json.dumps(doc).encode()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -17,7 +19,36 @@ from telemetry.metrics import Metrics
 from web.config import WebConfig
 from web.live import LiveFeed
 
+log = logging.getLogger(__name__)
+
 KNOWN_SERIES_TTL_S = 5.0
+AGENTS_TTL_S = 2.0
+
+AgentsSource = Callable[[], list[dict[str, Any]]]
+
+
+def hub_agents(hub_url: str) -> AgentsSource:
+    """The agents' state from the hub's HTTP endpoint (`hub.listen`); an unreachable hub reads as no agents."""
+    import requests
+
+    url = hub_url.rstrip("/") + "/api/v1/agents"
+    warned = False
+
+    def fetch() -> list[dict[str, Any]]:
+        nonlocal warned
+        try:
+            resp = requests.get(url, timeout=2)
+            resp.raise_for_status()
+            body = resp.json()
+            warned = False
+            return body if isinstance(body, list) else []
+        except (requests.RequestException, ValueError) as exc:
+            if not warned:
+                log.warning("hub at %s does not answer (%s): series show no agent state", url, exc)
+                warned = True
+            return []
+
+    return fetch
 
 
 @dataclass
@@ -28,8 +59,10 @@ class WebState:
     store_config: StoreConfig
     live: LiveFeed
     metrics: Metrics
+    agents_source: AgentsSource | None = None
     _store: Store | None = None
     _known: tuple[float, frozenset[str]] = (0.0, frozenset())
+    _agents: tuple[float, list[dict[str, Any]]] = (-AGENTS_TTL_S, [])
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -46,6 +79,17 @@ class WebState:
             ids = frozenset(info.key.id for info in self.store.series())
             self._known = (time.monotonic(), ids)
         return ids
+
+
+    def agents(self) -> list[dict[str, Any]]:
+        """What the hub knows of each agent (online, devices, seq gaps); cached briefly."""
+        if self.agents_source is None:
+            return []
+        at, agents = self._agents
+        if time.monotonic() - at > AGENTS_TTL_S:
+            agents = self.agents_source()
+            self._agents = (time.monotonic(), agents)
+        return agents
 
 
 def state() -> WebState:
@@ -65,8 +109,10 @@ def _check_allowlist() -> None:
         abort_json(403, "client address not allowed")
 
 
-def create_app(doc: dict[str, Any] | None = None, metrics: Metrics | None = None) -> Flask:
-    """Build the app from a config document (the parsed TOML: `web`, `store`, `mqtt` sections)."""
+def create_app(doc: dict[str, Any] | None = None, metrics: Metrics | None = None,
+               agents: AgentsSource | None = None) -> Flask:
+    """Build the app from a config document (the parsed TOML: `web`, `store`, `mqtt` sections). `agents` is the
+    in-process hub's book (the demo); otherwise `web.hub_url`, if set, is asked."""
     doc = doc or {}
     top = Section(doc, "")
     web_cfg = WebConfig.parse(top.table("web"))
@@ -77,7 +123,9 @@ def create_app(doc: dict[str, Any] | None = None, metrics: Metrics | None = None
 
     app = Flask(__name__, static_url_path=f"{web_cfg.url_prefix}/static")
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["powerhub"] = WebState(web_cfg, store_cfg, LiveFeed(mqtt_cfg), metrics or Metrics())
+    if agents is None and web_cfg.hub_url:
+        agents = hub_agents(web_cfg.hub_url)
+    app.extensions["powerhub"] = WebState(web_cfg, store_cfg, LiveFeed(mqtt_cfg), metrics or Metrics(), agents)
     errors.install(app)
     app.before_request(_check_allowlist)
     for module in (api, stream, export, blip, dashboard):

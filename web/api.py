@@ -25,14 +25,21 @@ def unit_of(measurement: str) -> str:
 
 @bp.get("/api/v1/series")
 def series() -> Response:
+    """SPEC's fields, and what the hub knows of the agent publishing the series: `agent`, `online`, and `gaps`
+    (seqs of that agent not stored yet: its points in flight or lost; null when the hub is not known)."""
+    owner = {(a["site"], d): a for a in state().agents() for d in a.get("devices", [])}
     out = []
     for info in state().store.series():
         key, last = info.key, info.last
         main = key.main_field
+        agent = owner.get((key.site, key.device))
         out.append({
             "id": key.id, "site": key.site, "device": key.device, "channel": key.channel,
             "unit": unit_of(key.measurement),
             "last": None if last is None else {"ts": last.ts_ms, main: last.number},
+            "agent": agent["agent"] if agent else None,
+            "online": agent["online"] if agent else None,
+            "gaps": agent["gaps"] if agent else None,
         })
     return jsonify(out)
 

@@ -20,13 +20,12 @@ class WebConfig:
     blip_aliases: dict[str, str] = field(default_factory=dict)
     longpoll_s: float | None = None
     live: bool = True
+    hub_url: str | None = None  # the hub's HTTP endpoint (`hub.listen`), for agents' state and seq gaps
 
     @staticmethod
     def parse(sec: Section) -> WebConfig:
-        listen = sec.string("listen", "127.0.0.1:8080")
-        host, _, port = listen.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise sec.error("listen", f"must be host:port (port 0: any free port), not {listen!r}")
+        listen = sec.listen("listen", "127.0.0.1:8080")
+        assert listen is not None
         allow = []
         for i, cidr in enumerate(sec.str_list("allow", ["127.0.0.0/8", "::1/128"])):
             try:
@@ -46,14 +45,15 @@ class WebConfig:
                 except NameError_ as exc:
                     raise sec.error(key, str(exc)) from None
         cfg = WebConfig(
-            host=host.strip("[]"),
-            port=int(port),
+            host=listen[0],
+            port=listen[1],
             allow=tuple(allow),
             url_prefix=prefix,
             blip_default=sec.string("blip_default", None),
             blip_aliases=aliases,
             longpoll_s=sec.number("longpoll_s", None, positive=True),
             live=sec.boolean("live", True),
+            hub_url=sec.string("hub_url", None),
         )
         sec.finish()
         return cfg

@@ -50,6 +50,7 @@ class SimulatedReader(Reader):
     interval_s: float = 1.0
     imp_per_kwh: float = 10_000.0
     seed: int = 1
+    count: int | None = None
 
     @classmethod
     def from_config(cls, sec: Section) -> SimulatedReader:
@@ -59,6 +60,7 @@ class SimulatedReader(Reader):
             interval_s=sec.number("interval_s", 1.0, positive=True),
             imp_per_kwh=sec.number("imp_per_kwh", 10_000.0, positive=True),
             seed=sec.integer("seed", 1),
+            count=sec.integer("count", None, min_value=1),
         )
 
     def run(self, ctx: ReaderContext) -> None:
@@ -67,9 +69,15 @@ class SimulatedReader(Reader):
             self._run_watts(profile, ctx)
         else:
             self._run_blips(profile, ctx)
+        ctx.stop.wait()  # `count` reached: this reader is done, the agent goes on
+
+    def _more(self, n: int) -> bool:
+        return self.count is None or n < self.count
 
     def _run_watts(self, profile: HouseProfile, ctx: ReaderContext) -> None:
-        while not ctx.stop.wait(self.interval_s):
+        n = 0
+        while self._more(n) and not ctx.stop.wait(self.interval_s):
+            n += 1
             now_ms = ctx.now_ms()
             w = profile.watts(now_ms / 1000) * (1 + profile.rng.gauss(0, 0.005))
             ctx.emit(self.device, "power", {"w": round(w, 2)}, now_ms)
@@ -78,7 +86,9 @@ class SimulatedReader(Reader):
         """Wait one blink's worth of energy at the current power, then report the interval as an Arduino would."""
         joules_per_blink = 3_600_000 / self.imp_per_kwh
         last_ms = ctx.now_ms()
-        while True:
+        n = 0
+        while self._more(n):
+            n += 1
             wait_s = joules_per_blink / profile.watts(last_ms / 1000)
             if ctx.stop.wait(wait_s):
                 return

@@ -1,0 +1,89 @@
+"""Seq gaps, duplicates and agents' online state, as the hub sees them through a real Mosquitto and shows them on
+its own HTTP endpoint (/metrics, /api/v1/agents) and, through `web.hub_url`, in the web app's /api/v1/series."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from edge_agent.agent import Agent
+from edge_agent.config import AgentConfig
+from hub.http import HubHttp
+from hub.stores import Store
+from telemetry.config import MqttConfig
+from telemetry.metrics import Metrics
+from tests.conftest import wait_for
+from tests.test_hub import T0, Publisher, start_hub
+from web import create_app
+
+
+def test_gaps_and_duplicates_reach_metrics_agents_and_series(mqtt_cfg: MqttConfig, store: Store, store_url: str,
+                                                             mqtt_root: str) -> None:
+    metrics = Metrics()
+    hub = start_hub(mqtt_cfg, store, metrics, f"hub-{mqtt_root}")
+    http = HubHttp("127.0.0.1", 0, metrics, hub.agents)
+    http.start()
+    raw = Publisher(mqtt_cfg)
+    try:
+        status = {"state": "online", "ts": T0, "version": "test", "devices": ["mainmeter"]}
+        raw.client.publish(f"{mqtt_root}/status/lab/pi", json.dumps(status), qos=1, retain=True).wait_for_publish(5)
+        wait_for(lambda: hub.agents.agent_of("lab", "mainmeter") == "pi", what="the hub to read the status")
+        for seq in (1, 2, 5, 6, 6):  # 3 and 4 never come; 6 comes twice
+            raw.send("data/lab/mainmeter/power", json.dumps({"ts": T0 + seq * 1000, "seq": seq, "w": 100.0}))
+        wait_for(lambda: metrics.value("powerhub_points_stored_total") >= 5, what="the points stored")
+
+        base = f"http://127.0.0.1:{http.port}"
+        text = requests.get(f"{base}/metrics", timeout=5).text
+        assert 'powerhub_seq_gaps{agent="pi",site="lab"} 2' in text
+        assert 'powerhub_seq_duplicates_total{agent="pi",site="lab"} 1' in text
+        assert 'powerhub_agent_online{agent="pi",site="lab"} 1' in text
+        agents = requests.get(f"{base}/api/v1/agents", timeout=5).json()
+        assert [(a["agent"], a["online"], a["gaps"], a["duplicates"], a["last_seq"]) for a in agents] == [
+            ("pi", True, 2, 1, 6)]
+        assert requests.get(f"{base}/nothing", timeout=5).status_code == 404
+
+        app = create_app({"store": {"url": store_url}, "web": {"live": False, "hub_url": base}})
+        (row,) = app.test_client().get("/api/v1/series").get_json()
+        assert (row["id"], row["agent"], row["online"], row["gaps"]) == ("lab.mainmeter.power", "pi", True, 2)
+    finally:
+        raw.client.publish(f"{mqtt_root}/status/lab/pi", b"", qos=1, retain=True).wait_for_publish(5)
+        raw.close()
+        http.stop()
+        hub.stop()
+
+
+def test_unreachable_hub_leaves_the_agent_fields_empty(store: Store, store_url: str) -> None:
+    from telemetry import Point, SeriesKey
+    from tests.conftest import free_port
+
+    store.write([Point(SeriesKey("lab", "m", "power"), T0, 1, {"w": 1.0})])
+    app = create_app({"store": {"url": store_url},
+                      "web": {"live": False, "hub_url": f"http://127.0.0.1:{free_port()}"}})
+    (row,) = app.test_client().get("/api/v1/series").get_json()
+    assert (row["agent"], row["online"], row["gaps"]) == (None, None, None)
+
+
+def test_a_real_agent_goes_online_then_offline(mqtt_doc: dict[str, Any], mqtt_cfg: MqttConfig, store: Store,
+                                               tmp_path: Path, mqtt_root: str) -> None:
+    metrics = Metrics()
+    hub = start_hub(mqtt_cfg, store, metrics, f"hub-{mqtt_root}")
+    agent = Agent(AgentConfig.parse({
+        "mqtt": mqtt_doc,
+        "agent": {"site": "lab", "name": "pi", "outbox": str(tmp_path / "outbox.sqlite"),
+                  "readers": [{"kind": "simulated", "device": "house", "mode": "watts", "interval_s": 0.02}]},
+    }))
+    try:
+        agent.start()
+        wait_for(lambda: metrics.value("powerhub_points_stored_total") >= 20, what="the agent's points stored")
+        (pi,) = hub.agents.snapshot()
+        assert (pi["agent"], pi["online"], pi["devices"], pi["gaps"], pi["duplicates"]) == (
+            "pi", True, ["house"], 0, 0)
+        agent.stop()
+        wait_for(lambda: hub.agents.snapshot()[0]["online"] is False, what="the agent to say offline")
+        assert metrics.value("powerhub_agent_online", site="lab", agent="pi") == 0
+    finally:
+        agent.stop()
+        hub.stop()
