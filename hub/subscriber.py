@@ -41,7 +41,7 @@ class Message:
 class Subscriber:
     def __init__(self, mqtt: MqttConfig, store: Store, metrics: Metrics, client_id: str,
                  share_group: str | None = None, batch_points: int = 5000, batch_age_s: float = 0.2,
-                 queue_messages: int = 10_000, agents: AgentBook | None = None) -> None:
+                 queue_messages: int = 1_000, agents: AgentBook | None = None) -> None:
         self.mqtt, self.store, self.metrics = mqtt, store, metrics
         self.agents = agents or AgentBook(metrics)
         self.topic = f"{mqtt.root}/data/#"

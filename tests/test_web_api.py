@@ -85,6 +85,8 @@ def test_history_buckets_and_energy(client: FlaskClient) -> None:
         ("from=abc", "from must be a whole number"),
         ("to=-5", "to must be a whole number"),
         ("from=1.5", "whole number"),
+        ("from=", "from must be a whole number"),
+        ("to=1&to=2", "give to once"),
         ("from=1234567890123456", "at most 15 digits"),
         ("from=2000&to=1000", "from must be before to"),
         ("step=0", "step must be at least"),

@@ -39,7 +39,11 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
-        return _response(exc.code or 500, exc.description or exc.name)
+        resp = _response(exc.code or 500, exc.description or exc.name)
+        for name, value in exc.get_headers():  # e.g. 405's `Allow`, which RFC 9110 requires
+            if name.lower() != "content-type":
+                resp.headers[name] = value
+        return resp
 
     @app.errorhandler(Exception)
     def _internal(exc: Exception) -> Response:

@@ -28,10 +28,13 @@ def whole_number(name: str, text: str) -> int:
 
 
 def query_int(name: str, default: int | None) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
+    """A numeric query parameter: absent is the default; empty, repeated or not a whole number is a 400."""
+    values = request.args.getlist(name)
+    if not values:
         return default
-    return whole_number(name, raw)
+    if len(values) > 1:
+        abort_json(400, f"give {name} once")
+    return whole_number(name, values[0])
 
 
 def time_range() -> tuple[int, int]:

@@ -7,11 +7,20 @@ import logging
 import threading
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from web import state
 
 log = logging.getLogger(__name__)
+
+
+SOCKET_TIMEOUT_S = 30.0
+
+
+class RequestHandler(WSGIRequestHandler):
+    # A client that stops reading (a stalled SSE stream) blocks our writes; with a timeout the write fails and the
+    # request's thread ends instead of waiting forever. Waiting for a point (long-poll) is not a socket wait.
+    timeout = SOCKET_TIMEOUT_S
 
 
 class WebServer:
@@ -19,7 +28,7 @@ class WebServer:
         cfg = app.extensions["powerhub"].config
         self.app = app
         self.server: BaseWSGIServer = make_server(host or cfg.host, cfg.port if port is None else port, app,
-                                                  threaded=True)
+                                                  threaded=True, request_handler=RequestHandler)
         self.server.daemon_threads = True  # type: ignore[attr-defined]
         self.port = self.server.server_port
         self._thread = threading.Thread(target=self.server.serve_forever, name="web", daemon=True)

@@ -7,6 +7,7 @@ replay already sent are skipped when they come round live.
 from __future__ import annotations
 
 import json
+import logging
 import queue
 from collections.abc import Iterator
 
@@ -18,6 +19,7 @@ from web import state
 from web.errors import abort_json
 from web.params import series_key
 
+log = logging.getLogger(__name__)
 bp = Blueprint("stream", __name__)
 
 KEEPALIVE_S = 15.0
@@ -47,6 +49,7 @@ def stream() -> Response:
     st = state()
     live = st.live
     listener = live.listen(frozenset(k.id for k in keys) if keys is not None else None)
+    request_addr = request.remote_addr
 
     def events() -> Iterator[str]:
         sent: dict[str, int] = {}
@@ -66,6 +69,8 @@ def stream() -> Response:
                 if p.ts_ms > sent.get(p.key.id, -1):
                     sent[p.key.id] = p.ts_ms
                     yield sse_event(p)
+            st.metrics.inc("powerhub_sse_dropped_total")  # it stopped reading and its queue filled
+            log.warning("dropped an SSE client that stopped reading (%s)", request_addr)
         finally:
             live.unlisten(listener)
 
