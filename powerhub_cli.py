@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -10,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from telemetry.config import ConfigError, load_toml
+from telemetry.config import ConfigError, load_toml, redact
 
 log = logging.getLogger("powerhub")
 
@@ -104,6 +105,24 @@ def cmd_inventory(doc: dict[str, Any], args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def cmd_mqtt_acl(doc: dict[str, Any], args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from hub import mqtt_acl
+
+    found = mqtt_acl.write(doc, Path(args.out))
+    print(f"wrote {args.out}/passwd and {args.out}/acl for {len(found)} accounts: "
+          + ", ".join(a.username for a in found))
+
+
+def cmd_token(_doc: dict[str, Any], _args: argparse.Namespace) -> None:
+    from web.auth import new_token
+
+    token, hashed = new_token()
+    print(f"token (give it to the client; it is not stored): {token}")
+    print(f'config line:  tokens = ["{hashed}"]   # under [web]')
+
+
 def cmd_demo(doc: dict[str, Any], args: argparse.Namespace) -> None:
     from powerhub_demo import run_demo
 
@@ -116,6 +135,8 @@ COMMANDS: dict[str, tuple[Callable[[dict[str, Any], argparse.Namespace], None], 
     "web": (cmd_web, "serve the dashboard, the HTTP API and the blipserver routes"),
     "export": (cmd_export, "write a series' points as CSV (ours, or PowerGraph's file)"),
     "inventory": (cmd_inventory, "list PDUs, outlets and machines; flag unmapped outlets and sourceless machines"),
+    "mqtt-acl": (cmd_mqtt_acl, "write Mosquitto's password and ACL files from [inventory]"),
+    "token": (cmd_token, "make a new API token and the hash for web.tokens"),
     "demo": (cmd_demo, "the whole system in one process: broker, simulated meters, hub, web"),
 }
 
@@ -126,7 +147,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
-        sp.add_argument("--config", metavar="FILE", required=name != "demo", help="TOML config file")
+        sp.add_argument("--config", metavar="FILE", required=name not in ("demo", "token"), help="TOML config file")
+        sp.add_argument("--print-config", action="store_true", help="print the config with secrets hidden, and exit")
         if name == "agent":
             sp.add_argument(
                 "--stdout", action="store_true", help="print points as `topic payload` lines; publish nothing",
@@ -142,6 +164,8 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--min-w", type=float, default=1.0,
                             help="an outlet draws power from this many watts on (default 1; idle outlets read ~0)")
             sp.add_argument("--check", action="store_true", help="exit 1 when anything is flagged")
+        if name == "mqtt-acl":
+            sp.add_argument("--out", required=True, metavar="DIR", help="directory for `passwd` and `acl`")
         if name == "demo":
             sp.add_argument("--port", type=int, default=8080, help="web port on 127.0.0.1 (default 8080)")
             sp.add_argument("--var", default="var", help="directory for the demo's store and outbox (default ./var)")
@@ -159,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().setLevel(logging.WARNING if not args.verbose else logging.DEBUG)
     try:
         doc = load_toml(args.config) if args.config else {}
+        if args.print_config:
+            print(json.dumps(redact(doc), indent=2, default=str))
+            return 0
         COMMANDS[args.command][0](doc, args)
     except ConfigError as exc:
         print(f"powerhub {args.command}: config error: {exc}", file=sys.stderr)

@@ -27,6 +27,7 @@ from tests.conftest import (
     Pty,
     SnmpSim,
     free_port,
+    secret_file,
     snmpsim_walk,
     wait_for,
 )
@@ -43,7 +44,7 @@ def rss_mb(pid: int) -> float:
 
 
 def config(work: Path, broker: Mosquitto, bmcs: list[IpmiSim], pdus: SnmpSim, pty: Pty, web_port: int) -> Path:
-    (work / "bmc.pass").write_text(BMC_PASSWORD + "\n")
+    secret_file(work / "bmc.pass", BMC_PASSWORD)
     hosts = ", ".join(f'{{ device = "node{i}", host = "127.0.0.1", port = {b.port}, username = "{BMC_USER}", '
                       f'password_file = "{work / "bmc.pass"}" }}' for i, b in enumerate(bmcs, start=1))
     path = work / "powerhub.toml"

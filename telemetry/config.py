@@ -129,14 +129,28 @@ class Section:
         inline = self.string(key, None)
         file_name = self.string(f"{key}_file", None)
         if file_name is not None:
-            try:
-                lines = Path(file_name).read_text().splitlines()
-            except OSError as exc:
-                raise self.error(f"{key}_file", f"cannot read {file_name}: {exc.strerror}") from None
+            lines = self._secret_file(f"{key}_file", file_name).splitlines()
             return lines[0].strip() if lines else ""
         if inline is None and required:
             raise self.error(key, f"required (or {key}_file)")
         return inline
+
+    def private_file(self, key: str) -> str | None:
+        """A path to a file holding a secret (a TLS key): it must exist and be private, like `*_file` secrets."""
+        path = self.string(key, None)
+        if path is not None:
+            self._secret_file(key, path)
+        return path
+
+    def _secret_file(self, key: str, path: str) -> str:
+        """The file's text, refused if others than its owner may read it: a secret in a 0644 file is no secret."""
+        try:
+            mode = os.stat(path).st_mode
+            if mode & 0o077:
+                raise self.error(key, f"{path} is readable by group or others (mode {mode & 0o777:o}): chmod 600 it")
+            return Path(path).read_text()
+        except OSError as exc:
+            raise self.error(key, f"cannot read {path}: {exc.strerror}") from None
 
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self._seen)
@@ -154,6 +168,8 @@ class MqttConfig:
     password: str | None
     ca_file: str | None
     root: str
+    cert_file: str | None = None  # a client certificate, where the broker asks for one
+    key_file: str | None = None
 
     @staticmethod
     def parse(sec: Section) -> MqttConfig:
@@ -177,7 +193,13 @@ class MqttConfig:
             password=sec.secret("password"),
             ca_file=sec.string("ca_file", None),
             root=root,
+            cert_file=sec.string("cert_file", None),
+            key_file=sec.private_file("key_file"),
         )
+        if (cfg.cert_file is None) != (cfg.key_file is None):
+            raise sec.error("cert_file" if cfg.cert_file is None else "key_file", "cert_file and key_file go together")
+        if (cfg.ca_file or cfg.cert_file) and not cfg.tls:
+            raise sec.error("url", "ca_file and cert_file need TLS: use mqtts://")
         sec.finish()
         return cfg
 
@@ -186,6 +208,27 @@ def state_path(file_name: str) -> str:
     """Default location of a state file: systemd's StateDirectory when set, else ./var/ beside the caller."""
     base = os.environ.get("STATE_DIRECTORY", "var")
     return str(Path(base.split(":")[0]) / file_name)
+
+
+SECRET_KEYS = ("password", "token", "community", "auth_key", "priv_key", "secret")
+
+
+def redact(doc: Any) -> Any:
+    """A config document with every secret value replaced by `***` (keys named like secrets, and passwords in
+    URLs); `*_file` keys name files and are kept. For `--print-config` and anything else that shows a config."""
+    if isinstance(doc, dict):
+        out = {}
+        for key, value in doc.items():
+            if isinstance(value, str) and key.endswith(SECRET_KEYS):
+                out[key] = "***"
+            elif isinstance(value, str) and (key == "url" or key.endswith("_url")):
+                out[key] = redact_url(value)
+            else:
+                out[key] = redact(value)
+        return out
+    if isinstance(doc, list):
+        return [redact(v) for v in doc]
+    return doc
 
 
 def redact_url(url: str) -> str:

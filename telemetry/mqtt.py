@@ -27,7 +27,8 @@ def make_client(cfg: MqttConfig, client_id: str, persistent: bool = False, manua
     if cfg.username is not None:
         client.username_pw_set(cfg.username, cfg.password)
     if cfg.tls:
-        client.tls_set(ca_certs=cfg.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.tls_set(ca_certs=cfg.ca_file, certfile=cfg.cert_file, keyfile=cfg.key_file,
+                       tls_version=ssl.PROTOCOL_TLS_CLIENT)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
 

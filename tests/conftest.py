@@ -39,6 +39,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def secret_file(path: Path, text: str) -> Path:
+    """A file holding a secret, private as powerhub insists (0600)."""
+    path.write_text(text + "\n")
+    path.chmod(0o600)
+    return path
+
+
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
     """Poll until `predicate()` is truthy; fail the test with `what` if it never is."""
     deadline = time.monotonic() + timeout_s

@@ -10,6 +10,7 @@ import pytest
 
 from edge_agent.config import AgentConfig
 from edge_agent.readers import READERS
+from tests.conftest import secret_file
 
 DOCS = Path(__file__).parent.parent / "docs" / "readers"
 
@@ -23,7 +24,7 @@ def test_sample_parses_with_its_commented_defaults(kind: str, tmp_path: Path) ->
     text = (DOCS / f"{kind}.toml").read_text()
     # Secret files the sample names are made here, so the sample is checked as a deployed config would be.
     for path in set(re.findall(r'"/etc/powerhub/([^"]+)"', text)):
-        (tmp_path / path).write_text("secret\n")
+        secret_file(tmp_path / path, "secret")
     text = text.replace('"/etc/powerhub/', f'"{tmp_path}/')
     plain = tomllib.loads(text)
     # Uncommenting every `# key = value` line must give a valid config too: the documented defaults are real keys.

@@ -14,7 +14,7 @@ import pytest
 from edge_agent.readers import ReaderContext, reader_from_config
 from edge_agent.readers.base import Fields
 from telemetry.config import ConfigError, Section
-from tests.conftest import SNMP_V3, SnmpSim, snmpsim_walk, wait_for
+from tests.conftest import SNMP_V3, SnmpSim, secret_file, snmpsim_walk, wait_for
 
 APC_OUTLETS = "1.3.6.1.4.1.318.1.1.26.9.4.3.1"
 APC_DEVICE = "1.3.6.1.4.1.318.1.1.26.4.3.1"
@@ -165,8 +165,8 @@ def test_servertech_outlets_per_cord_and_total_of_the_cords(snmpsim: SnmpSim) ->
 
 
 def test_snmp_v3_auth_priv(snmpsim: SnmpSim, tmp_path: Path) -> None:
-    (tmp_path / "auth").write_text(SNMP_V3["auth_key"] + "\n")
-    (tmp_path / "priv").write_text(SNMP_V3["priv_key"] + "\n")
+    secret_file(tmp_path / "auth", SNMP_V3["auth_key"])
+    secret_file(tmp_path / "priv", SNMP_V3["priv_key"])
     config = {"host": "127.0.0.1", "port": snmpsim.port, "version": "3", "user": SNMP_V3["user"],
               "auth_protocol": "sha", "auth_key_file": str(tmp_path / "auth"), "priv_protocol": "aes",
               "priv_key_file": str(tmp_path / "priv"), "context": "apc", "profile": "apc"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
@@ -10,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app
 
 from hub.config import StoreConfig
 from hub.stores import Store, open_store
@@ -96,17 +95,11 @@ def state() -> WebState:
     return cast(WebState, current_app.extensions["powerhub"])
 
 
-def _check_allowlist() -> None:
-    """`web.allow`: answer 403 to clients outside it (the socket's address; proxy headers are not trusted yet)."""
-    from web.errors import abort_json
+def _check_access() -> None:
+    from web import auth
 
-    allow = state().config.allow
-    try:
-        addr = ipaddress.ip_address((request.remote_addr or "").split("%")[0])
-    except ValueError:
-        abort_json(403, "client address not allowed")
-    if not any(addr in net for net in allow):
-        abort_json(403, "client address not allowed")
+    cfg = state().config
+    auth.check(cfg.allow, cfg.trusted_proxies, cfg.token_hashes, cfg.url_prefix)
 
 
 def create_app(doc: dict[str, Any] | None = None, metrics: Metrics | None = None,
@@ -119,7 +112,7 @@ def create_app(doc: dict[str, Any] | None = None, metrics: Metrics | None = None
     store_cfg = StoreConfig.parse(top.table("store"))
     mqtt_cfg = MqttConfig.parse(top.table("mqtt")) if web_cfg.live else None
 
-    from web import api, blip, dashboard, errors, export, stream
+    from web import api, blip, dashboard, errors, export, openapi, stream
 
     app = Flask(__name__, static_url_path=f"{web_cfg.url_prefix}/static")
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -127,7 +120,7 @@ def create_app(doc: dict[str, Any] | None = None, metrics: Metrics | None = None
         agents = hub_agents(web_cfg.hub_url)
     app.extensions["powerhub"] = WebState(web_cfg, store_cfg, LiveFeed(mqtt_cfg), metrics or Metrics(), agents)
     errors.install(app)
-    app.before_request(_check_allowlist)
-    for module in (api, stream, export, blip, dashboard):
+    app.before_request(_check_access)
+    for module in (api, stream, export, blip, dashboard, openapi):
         app.register_blueprint(module.bp, url_prefix=web_cfg.url_prefix or None)
     return app

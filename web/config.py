@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from telemetry.config import Section
 from telemetry.names import NameError_, parse_series_id
+
+
+def _networks(sec: Section, key: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    out = []
+    for i, cidr in enumerate(sec.str_list(key, default)):
+        try:
+            out.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError as exc:
+            raise sec.error(f"{key}[{i}]", str(exc)) from None
+    return out
 
 
 @dataclass(frozen=True)
@@ -21,17 +32,19 @@ class WebConfig:
     longpoll_s: float | None = None
     live: bool = True
     hub_url: str | None = None  # the hub's HTTP endpoint (`hub.listen`), for agents' state and seq gaps
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    token_hashes: frozenset[str] = frozenset()
 
     @staticmethod
     def parse(sec: Section) -> WebConfig:
         listen = sec.listen("listen", "127.0.0.1:8080")
         assert listen is not None
-        allow = []
-        for i, cidr in enumerate(sec.str_list("allow", ["127.0.0.0/8", "::1/128"])):
-            try:
-                allow.append(ipaddress.ip_network(cidr, strict=False))
-            except ValueError as exc:
-                raise sec.error(f"allow[{i}]", str(exc)) from None
+        allow = _networks(sec, "allow", ["127.0.0.0/8", "::1/128"])
+        trusted = _networks(sec, "trusted_proxies", [])
+        tokens = sec.str_list("tokens", [])
+        for i, hashed in enumerate(tokens):
+            if not re.fullmatch(r"sha256:[0-9a-f]{64}", hashed):
+                raise sec.error(f"tokens[{i}]", "must be sha256:<64 hex digits>, as `powerhub token` prints")
         prefix = sec.string("url_prefix", "").rstrip("/")
         if prefix and not prefix.startswith("/"):
             raise sec.error("url_prefix", f"must start with '/', not {prefix!r}")
@@ -54,6 +67,8 @@ class WebConfig:
             longpoll_s=sec.number("longpoll_s", None, positive=True),
             live=sec.boolean("live", True),
             hub_url=sec.string("hub_url", None),
+            trusted_proxies=tuple(trusted),
+            token_hashes=frozenset(tokens),
         )
         sec.finish()
         return cfg

@@ -4,6 +4,7 @@ without holding up other requests."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 from flask import Flask
@@ -15,12 +16,23 @@ log = logging.getLogger(__name__)
 
 
 SOCKET_TIMEOUT_S = 30.0
+TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s]+")
 
 
 class RequestHandler(WSGIRequestHandler):
     # A client that stops reading (a stalled SSE stream) blocks our writes; with a timeout the write fails and the
     # request's thread ends instead of waiting forever. Waiting for a point (long-poll) is not a socket wait.
     timeout = SOCKET_TIMEOUT_S
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # EventSource sends its token as `?token=`: keep it out of the access log.
+        path, line = self.path, self.requestline
+        self.path = TOKEN_IN_URL.sub(r"\1***", path)
+        self.requestline = TOKEN_IN_URL.sub(r"\1***", line)
+        try:
+            super().log_request(code, size)
+        finally:
+            self.path, self.requestline = path, line
 
 
 class WebServer:

@@ -10,6 +10,15 @@ const MAX_LIVE_POINTS = 20000;
 
 const state = { series: null, rangeMs: LIVE_RANGE_MS, data: [], source: null };
 
+// With web.tokens set, open the page as /#token=...: the token is kept for this tab and sent with every request
+// (as a query parameter on the event stream, which cannot send headers), and taken out of the address bar.
+const tokenMatch = location.hash.match(/(?:^#|&)token=([^&]+)/);
+if (tokenMatch) {
+  sessionStorage.setItem("powerhub-token", decodeURIComponent(tokenMatch[1]));
+  history.replaceState(null, "", location.pathname + location.search);
+}
+const token = sessionStorage.getItem("powerhub-token");
+
 const svg = d3.select("#chart").append("svg").attr("viewBox", `0 0 ${width} ${height}`);
 const x = d3.scaleTime().range([margin.left, width - margin.right]);
 const y = d3.scaleLinear().range([height - margin.bottom, margin.top]);
@@ -59,7 +68,7 @@ function showNow(point) {
 }
 
 async function getJSON(url) {
-  const resp = await fetch(prefix + url);
+  const resp = await fetch(prefix + url, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
   if (!resp.ok) throw new Error(`${url}: HTTP ${resp.status}`);
   return resp.json();
 }
@@ -81,7 +90,8 @@ async function loadRange() {
 
 function subscribe() {
   if (state.source) state.source.close();
-  const source = new EventSource(`${prefix}/api/v1/stream?series=${encodeURIComponent(state.series)}`);
+  const auth = token ? `&token=${encodeURIComponent(token)}` : "";
+  const source = new EventSource(`${prefix}/api/v1/stream?series=${encodeURIComponent(state.series)}${auth}`);
   source.addEventListener("point", (ev) => {
     const p = JSON.parse(ev.data);
     const w = p.w ?? p.value;

@@ -1,0 +1,93 @@
+"""`powerhub mqtt-acl`: Mosquitto's password and ACL files from `[inventory]`, so people and the playbook use one
+generator. Each agent may write only its own site's data and its own status; the hub (and the web app, which can
+share its account) may only read them.
+
+The password file is in Mosquitto 2's own format, as `mosquitto_passwd` writes it: `user:$7$101$salt$hash`, PBKDF2
+with SHA-512, 101 iterations, a 12-byte salt and a 64-byte key, both base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from telemetry.config import ConfigError, MqttConfig, Section
+
+PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default
+SALT_BYTES = 12
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    password: str
+    write: tuple[str, ...] = ()
+    read: tuple[str, ...] = ()
+
+
+def mosquitto_hash(password: str, salt: bytes | None = None) -> str:
+    salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
+    key = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS, 64)
+    return f"$7${PBKDF2_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(key).decode()}"
+
+
+def accounts(doc: dict[str, object]) -> list[Account]:
+    """The agents of `[[inventory.agents]]` and the hub of `[inventory.hub]`, with the topics each may use."""
+    top = Section(doc, "")
+    root = MqttConfig.parse(top.table("mqtt")).root
+    inventory = top.table("inventory")
+    out: list[Account] = []
+    for sec in inventory.tables("agents"):
+        site, name = sec.name("site"), sec.name("name")
+        password = sec.secret("password", required=True)
+        assert password is not None
+        sec.finish()
+        out.append(Account(f"{site}-{name}", password, write=(f"{root}/data/{site}/#", f"{root}/status/{site}/{name}")))
+    hub = inventory.table("hub")
+    if hub.data:
+        password = hub.secret("password", required=True)
+        assert password is not None
+        out.append(Account(hub.string("username", "hub"), password, read=(f"{root}/data/#", f"{root}/status/#")))
+        hub.finish()
+    names = [a.username for a in out]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"inventory: the MQTT username {name!r} is given twice")
+    if not out:
+        raise ConfigError("inventory: no [[inventory.agents]] and no [inventory.hub]: nothing to write")
+    return out
+
+
+def acl_text(accounts: list[Account]) -> str:
+    lines = ["# Written by `powerhub mqtt-acl` from [inventory]; edit the inventory, not this file.", ""]
+    for a in accounts:
+        lines.append(f"user {a.username}")
+        lines += [f"topic write {t}" for t in a.write]
+        lines += [f"topic read {t}" for t in a.read]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def passwd_text(accounts: list[Account]) -> str:
+    return "".join(f"{a.username}:{mosquitto_hash(a.password)}\n" for a in accounts)
+
+
+def write(doc: dict[str, object], out_dir: Path) -> list[Account]:
+    found = accounts(doc)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_private(out_dir / "passwd", passwd_text(found))
+    (out_dir / "acl").write_text(acl_text(found))
+    return found
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Written 0600 from the first byte: hashes are still worth guarding."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
