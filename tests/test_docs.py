@@ -32,3 +32,22 @@ def test_sample_parses_with_its_commented_defaults(kind: str, tmp_path: Path) ->
     for doc in (plain, tomllib.loads(uncommented)):
         cfg = AgentConfig.parse({"agent": {"site": "lab", "name": "pi", **doc["agent"]}})
         assert cfg.readers[0].kind == kind
+
+
+def test_readme_hardened_config_parses(tmp_path: Path) -> None:
+    from hub.config import HubConfig
+    from hub.mqtt_acl import accounts
+    from web.auth import new_token
+    from web.config import WebConfig
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("A hardened config", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    for path in set(re.findall(r'"/etc/powerhub/([^"]+)"', block)):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        secret_file(tmp_path / path, "secret")
+    block = block.replace('"/etc/powerhub/', f'"{tmp_path}/').replace("sha256:…", new_token()[1])
+    doc = tomllib.loads(block)
+    hub = HubConfig.parse({k: v for k, v in doc.items() if k != "web"})
+    assert hub.mqtt.tls and hub.mqtt.password == "secret" and hub.listen == ("127.0.0.1", 9108)
+    assert WebConfig.from_doc(doc).trusted_proxies
+    assert [a.username for a in accounts(doc)] == ["lab-basement-pi", "hub"]
