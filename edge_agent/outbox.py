@@ -39,7 +39,8 @@ def _full(exc: sqlite3.Error) -> bool:
 class Outbox:
     def __init__(self, path: str | Path, max_mb: float = DEFAULT_MAX_MB) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        # A generous busy timeout: after a crash the first opener recovers the WAL, and others wait for it.
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])

@@ -57,7 +57,8 @@ def test_series_lists_last_points(client: FlaskClient) -> None:
     meter = body[0]
     assert meter == {"id": METER.id, "site": "lab", "device": "mainmeter", "channel": "power", "unit": "W",
                      "last": {"ts": T0 + 600_000 + 1799 * 500, "w": 7200.0},
-                     "agent": None, "online": None, "gaps": None}  # no hub to ask: see test_gaps.py
+                     "agent": None, "online": None, "gaps": None,  # no hub to ask: see test_gaps.py
+                     "machine": None}
 
 
 def test_points_half_open_with_next_from(client: FlaskClient) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
 
 from flask import Blueprint, Response, jsonify, request
 
 from hub.stores import Bucket, StoreUnavailable
+from telemetry import Point, SeriesKey
 from web import state
 from web.errors import abort_json
 from web.params import query_int, series_key, time_range
@@ -40,8 +44,14 @@ def series() -> Response:
             "agent": agent["agent"] if agent else None,
             "online": agent["online"] if agent else None,
             "gaps": agent["gaps"] if agent else None,
+            "machine": _machine(last),
         })
     return jsonify(out)
+
+
+def _machine(last: Point | None) -> str | None:
+    machine = last.fields.get("machine") if last else None
+    return machine if isinstance(machine, str) else None
 
 
 @bp.get("/api/v1/series/<series_id>/points")
@@ -57,6 +67,10 @@ def points(series_id: str) -> Response:
     if len(rows) == limit:
         resp.headers["X-Next-From"] = str(rows[-1].ts_ms + 1)
     return resp
+
+
+DAY_MS = 86_400_000
+MAX_LOCAL_DAY_BUCKETS = 1000
 
 
 def bucket_json(b: Bucket, step_ms: int) -> dict[str, Any]:
@@ -82,8 +96,46 @@ def history(series_id: str) -> Response:
         abort_json(400, "step must be at least 1 ms")
     if (to_ms - from_ms) / step_ms > MAX_BUCKETS:
         abort_json(400, f"step too small: at most {MAX_BUCKETS} buckets per request")
-    buckets = state().store.buckets(key, from_ms, to_ms, step_ms)
+    tz = _zone(request.args.get("tz"))
+    if tz is not None and step_ms % DAY_MS == 0:
+        return jsonify(_local_days(key, from_ms, to_ms, step_ms // DAY_MS, tz))
+    origin_ms = 0 if tz is None else _utc_offset_ms(tz, from_ms)  # hours and minutes on the viewer's clock
+    buckets = state().store.buckets(key, from_ms, to_ms, step_ms, origin_ms)
     return jsonify([bucket_json(b, step_ms) for b in buckets])
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    if not name:
+        return None
+    if name not in _zone_names():  # checked first: ZoneInfo would try any string as a file name
+        abort_json(400, f"tz must be an IANA time zone such as Europe/Copenhagen, not {name[:60]!r}")
+    return ZoneInfo(name)
+
+
+def _utc_offset_ms(tz: ZoneInfo, at_ms: int) -> int:
+    offset = datetime.fromtimestamp(at_ms / 1000, tz).utcoffset()
+    return -int(offset.total_seconds() * 1000) if offset else 0
+
+
+def _local_days(key: SeriesKey, from_ms: int, to_ms: int, days: int, tz: ZoneInfo) -> list[dict[str, Any]]:
+    """Buckets of `days` local days each, from local midnight to local midnight: 23 or 25 hours across a DST change,
+    which fixed-length steps would get wrong."""
+    if (to_ms - from_ms) / (days * DAY_MS) > MAX_LOCAL_DAY_BUCKETS:
+        abort_json(400, f"at most {MAX_LOCAL_DAY_BUCKETS} day buckets per request with tz")
+    start = datetime.fromtimestamp(from_ms / 1000, tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    out = []
+    while (a := int(start.timestamp() * 1000)) < to_ms:
+        end = start + timedelta(days=days)  # wall-clock arithmetic: the next local midnight, DST or not
+        lo, hi = max(a, from_ms), min(int(end.timestamp() * 1000), to_ms)
+        for bucket in state().store.buckets(key, lo, hi, hi - lo, origin_ms=lo):
+            out.append({**bucket_json(bucket, hi - lo), "ts": a})
+        start = end
+    return out
 
 
 @bp.get("/healthz")

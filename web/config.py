@@ -34,6 +34,8 @@ class WebConfig:
     hub_url: str | None = None  # the hub's HTTP endpoint (`hub.listen`), for agents' state and seq gaps
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     token_hashes: frozenset[str] = frozenset()
+    price_per_kwh: float | None = None  # the dashboard shows the cost of the energy in view
+    currency: str = ""
 
     @staticmethod
     def parse(sec: Section) -> WebConfig:
@@ -69,6 +71,8 @@ class WebConfig:
             hub_url=sec.string("hub_url", None),
             trusted_proxies=tuple(trusted),
             token_hashes=frozenset(tokens),
+            price_per_kwh=sec.number("price_per_kwh", None),
+            currency=sec.string("currency", ""),
         )
         sec.finish()
         return cfg

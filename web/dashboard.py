@@ -12,7 +12,8 @@ bp = Blueprint("dashboard", __name__, template_folder="templates")
 @bp.get("/")
 def index() -> Response:
     cfg = state().config
-    html = render_template("index.html", prefix=cfg.url_prefix, default_series=cfg.blip_default or "")
+    html = render_template("index.html", prefix=cfg.url_prefix, default_series=cfg.blip_default or "",
+                           price_per_kwh=cfg.price_per_kwh, currency=cfg.currency)
     resp = Response(html, mimetype="text/html")
     resp.headers["Content-Security-Policy"] = (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'"

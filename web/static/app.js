@@ -1,14 +1,13 @@
-// powerhub dashboard: a live line graph of one series, fed by server-sent events, with history ranges.
-// Times are drawn in the viewer's local time zone (d3.scaleTime is local by default).
+// powerhub dashboard: an overview of every series, and a detail chart of one series, a machine or a device,
+// live through server-sent events, zoomable into the history at the resolution the chart's width needs.
 "use strict";
 
 const prefix = document.body.dataset.prefix || "";
-const margin = { top: 16, right: 24, bottom: 28, left: 56 };
-const width = 1200, height = 460;
-const LIVE_RANGE_MS = 600000;
+const price = document.body.dataset.price === "" ? null : +document.body.dataset.price;
+const currency = document.body.dataset.currency || "";
+const RAW_MAX_SPAN_MS = 2 * 3600000;  // up to two hours on screen: raw points; beyond: buckets
 const MAX_LIVE_POINTS = 20000;
-
-const state = { series: null, rangeMs: LIVE_RANGE_MS, data: [], source: null };
+const COLORS = d3.schemeTableau10;
 
 // With web.tokens set, open the page as /#token=...: the token is kept for this tab and sent with every request
 // (as a query parameter on the event stream, which cannot send headers), and taken out of the address bar.
@@ -19,53 +18,11 @@ if (tokenMatch) {
 }
 const token = sessionStorage.getItem("powerhub-token");
 
-const svg = d3.select("#chart").append("svg").attr("viewBox", `0 0 ${width} ${height}`);
-const x = d3.scaleTime().range([margin.left, width - margin.right]);
-const y = d3.scaleLinear().range([height - margin.bottom, margin.top]);
-const gridG = svg.append("g").attr("class", "grid");
-const band = svg.append("path").attr("class", "band");
-const path = svg.append("path").attr("class", "line");
-const xAxisG = svg.append("g").attr("class", "axis").attr("transform", `translate(0,${height - margin.bottom})`);
-const yAxisG = svg.append("g").attr("class", "axis").attr("transform", `translate(${margin.left},0)`);
-const focus = svg.append("g").attr("class", "focus").style("display", "none");
-focus.append("line").attr("y1", margin.top).attr("y2", height - margin.bottom);
-focus.append("circle").attr("r", 4);
-const tooltip = d3.select("#tooltip");
-const fmtTime = d3.timeFormat("%Y-%m-%d %H:%M:%S");
-const fmtW = d3.format(",.1f");
-
-// 24-hour local times on the axis, dates where the day changes (d3's default uses 12-hour clocks).
-function tickFormat(date) {
-  const fmt = d3.timeDay(date) < date ? (d3.timeMinute(date) < date ? "%H:%M:%S" : "%H:%M")
-    : (d3.timeMonth(date) < date ? "%a %d" : "%b %d");
-  return d3.timeFormat(fmt)(date);
-}
+const state = { all: [], ids: [], title: "", spanMs: 600000, live: true, source: null, loadSeq: 0 };
+const chart = new Chart("#chart", "#tooltip", (from, to) => zoomTo(from, to), () => goLive());
 
 function setStatus(text) { d3.select("#status").text(text); }
-
-function render() {
-  const now = Date.now();
-  const data = state.data;
-  x.domain([new Date(now - state.rangeMs), new Date(now)]);
-  const lo = d3.min(data, (d) => d.min ?? d.w) ?? 0;
-  const hi = d3.max(data, (d) => d.max ?? d.w) ?? 100;
-  y.domain([Math.min(0, lo), hi * 1.05 || 1]).nice();
-  xAxisG.call(d3.axisBottom(x).ticks(width / 110).tickFormat(tickFormat));
-  yAxisG.call(d3.axisLeft(y).ticks(8).tickFormat((v) => `${d3.format("~s")(v)}W`));
-  gridG.call(d3.axisLeft(y).ticks(8).tickSize(-(width - margin.left - margin.right)).tickFormat(""))
-    .attr("transform", `translate(${margin.left},0)`);
-  const line = d3.line().x((d) => x(d.ts)).y((d) => y(d.w)).curve(d3.curveStepBefore);
-  path.datum(data).attr("d", line);
-  // The min/max band exists only for history buckets; live points appended after them have no min/max.
-  const bucketed = data.filter((d) => d.min !== undefined && d.max !== undefined);
-  band.datum(bucketed).attr("d", d3.area().x((d) => x(d.ts)).y0((d) => y(d.min)).y1((d) => y(d.max))
-    .curve(d3.curveStepBefore));
-}
-
-function showNow(point) {
-  d3.select("#now-w").text(fmtW(point.w));
-  d3.select("#now-at").text(`at ${fmtTime(new Date(point.ts))}`);
-}
+function fail(e) { setStatus(String(e)); }
 
 async function getJSON(url) {
   const resp = await fetch(prefix + url, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
@@ -73,79 +30,185 @@ async function getJSON(url) {
   return resp.json();
 }
 
-async function loadRange() {
+function label(id) {
+  return state.ids.length > 1 && state.ids.every((i) => i.split(".")[1] === id.split(".")[1])
+    ? id.split(".")[2] : id;
+}
+
+// Load every shown series for [from, to]: raw points for short spans, buckets of one common step otherwise
+// (so stacked series share timestamps).
+async function load(from, to) {
+  const seq = ++state.loadSeq;
+  const raw = to - from <= RAW_MAX_SPAN_MS && !d3.select("#stack").property("checked");
+  const step = Math.max(1, Math.ceil((to - from) / CHART.width));
+  const results = await Promise.all(state.ids.map(async (id) => {
+    const e = encodeURIComponent(id);
+    if (raw) {
+      const rows = await getJSON(`/api/v1/series/${e}/points?from=${from}&to=${to + 60000}`);
+      return rows.map(([ts, w]) => ({ ts, w }));
+    }
+    const start = Math.floor(from / step) * step;
+    const buckets = await getJSON(`/api/v1/series/${e}/history?from=${start}&to=${to}&step=${step}`);
+    return buckets.map((b) => ({ ts: b.ts, w: b.mean_w, min: b.min_w, max: b.max_w, wh: b.wh }));
+  }));
+  if (seq !== state.loadSeq) return;  // a newer zoom superseded this one
+  chart.series = state.ids.map((id, i) => ({ id, label: label(id), color: COLORS[i % COLORS.length],
+    data: results[i] }));
+  chart.domain = [from, to];
+  chart.render();
+  showEnergy();
+  showLegend();
+  setStatus(`${raw ? "raw points" : `buckets of ${d3.format(",")(step / 1000)} s`}; `
+    + `${d3.sum(results, (r) => r.length)} on screen`);
+}
+
+function showEnergy() {
+  const [from, to] = chart.domain;
+  const wh = d3.sum(chart.series, (s) => energyWh(s.data, from, to));
+  const cost = price === null ? "" : ` · ${d3.format(",.2f")(wh / 1000 * price)} ${currency}`;
+  d3.select("#energy").text(`${d3.format(",.3f")(wh / 1000)} kWh${cost}`);
+}
+
+function showLegend() {
+  d3.select("#legend").selectAll("span.entry").data(chart.series, (s) => s.id).join((enter) => {
+    const entry = enter.append("span").attr("class", "entry");
+    entry.each(function (s) { swatch(d3.select(this), s.color); });
+    entry.append("span").text((s) => s.id);
+    return entry;
+  });
+}
+
+function showNow(ts, w) {
+  d3.select("#now-w").text(fmtW(w));
+  d3.select("#now-at").text(`at ${fmtTime(new Date(ts))}`);
+}
+
+function zoomTo(from, to) {
+  state.live = to >= Date.now() - 1000;
+  if (state.live) state.spanMs = to - from;
+  load(from, to).catch(fail);
+}
+
+function goLive() {
+  state.live = true;
   const to = Date.now();
-  const from = to - state.rangeMs;
-  const id = encodeURIComponent(state.series);
-  if (state.rangeMs <= LIVE_RANGE_MS) {
-    const rows = await getJSON(`/api/v1/series/${id}/points?from=${from}&to=${to + 60000}`);
-    state.data = rows.map(([ts, w]) => ({ ts, w }));
-  } else {
-    const buckets = await getJSON(`/api/v1/series/${id}/history?from=${from}&to=${to}&points=${width}`);
-    state.data = buckets.map((b) => ({ ts: b.ts, w: b.mean_w, min: b.min_w, max: b.max_w, count: b.count }));
-  }
-  if (state.data.length) showNow(state.data[state.data.length - 1]);
-  render();
+  load(to - state.spanMs, to).catch(fail);
 }
 
 function subscribe() {
   if (state.source) state.source.close();
   const auth = token ? `&token=${encodeURIComponent(token)}` : "";
-  const source = new EventSource(`${prefix}/api/v1/stream?series=${encodeURIComponent(state.series)}${auth}`);
+  const ids = state.ids.map(encodeURIComponent).join(",");
+  const source = new EventSource(`${prefix}/api/v1/stream?series=${ids}${auth}`);
   source.addEventListener("point", (ev) => {
     const p = JSON.parse(ev.data);
     const w = p.w ?? p.value;
-    state.data.push({ ts: p.ts, w });
-    if (state.data.length > MAX_LIVE_POINTS) state.data.splice(0, state.data.length - MAX_LIVE_POINTS);
-    showNow({ ts: p.ts, w });
-    setStatus(`live: ${state.data.length} points on screen`);
-    render();
+    const s = chart.series.find((c) => c.id === p.id);
+    if (!s) return;
+    const last = s.data[s.data.length - 1];
+    if (!last || p.ts > last.ts) s.data.push({ ts: p.ts, w });
+    if (s.data.length > MAX_LIVE_POINTS) s.data.splice(0, s.data.length - MAX_LIVE_POINTS);
+    if (s === chart.series[0]) showNow(p.ts, w);
+    if (state.live) {
+      chart.domain = [Date.now() - state.spanMs, Date.now()];
+      chart.render();
+      showEnergy();
+    }
   });
   source.onerror = () => setStatus("live stream interrupted; reconnecting…");
   state.source = source;
 }
 
-svg.on("mousemove", (ev) => {
-  const data = state.data;
-  if (!data.length) return;
-  const [mx] = d3.pointer(ev);
-  const t = x.invert(mx).getTime();
-  const i = Math.min(data.length - 1, d3.bisector((d) => d.ts).center(data, t));
-  const d = data[i];
-  focus.style("display", null).attr("transform", `translate(${x(d.ts)},0)`);
-  focus.select("circle").attr("cy", y(d.w));
-  const extra = d.min !== undefined ? `<br>min ${fmtW(d.min)} W · max ${fmtW(d.max)} W` : "";
-  tooltip.attr("hidden", null).html(`${fmtTime(new Date(d.ts))}<br><b>${fmtW(d.w)} W</b>${extra}`)
-    .style("left", `${ev.pageX + 12}px`).style("top", `${ev.pageY - 28}px`);
-});
-svg.on("mouseleave", () => { focus.style("display", "none"); tooltip.attr("hidden", ""); });
+function show(ids, title) {
+  state.ids = ids;
+  state.title = title;
+  d3.select("#detail-title").text(title);
+  const latest = state.all.find((s) => s.id === ids[0]);
+  if (latest && latest.last) showNow(latest.last.ts, latest.last.w ?? latest.last.value);
+  goLive();
+  subscribe();
+}
+
+function siteTotals(series) {
+  // A site's total: the series that are neither outlets nor a mapped machine's own source (those are inside
+  // a PDU total or a meter already): meters and PDU totals.
+  const bySite = d3.rollup(series.filter((s) => s.last && !s.channel.startsWith("outlet-") && !s.machine),
+    (v) => d3.sum(v, (s) => s.last.w ?? 0), (s) => s.site);
+  const totals = d3.select("#totals").selectAll("span.total").data([...bySite], (d) => d[0]).join((enter) => {
+    const t = enter.append("span").attr("class", "total");
+    t.append("span").attr("class", "site");
+    t.append("b");
+    t.append("span").text(" W");
+    return t;
+  });
+  totals.select(".site").text(([site]) => `${site} `);
+  totals.select("b").text(([, w]) => d3.format(",.0f")(w));
+}
+
+async function refreshOverview() {
+  const series = (await getJSON("/api/v1/series")).filter((s) => s.unit === "W");
+  state.all = series;
+  siteTotals(series);
+  const rows = d3.select("#overview tbody").selectAll("tr").data(series, (s) => s.id).join((enter) => {
+    const tr = enter.append("tr");
+    tr.append("td").attr("class", "state");
+    tr.append("td").attr("class", "id").append("a").attr("href", "#")
+      .on("click", (ev, s) => { ev.preventDefault(); show([s.id], s.id); });
+    tr.append("td").attr("class", "machine");
+    tr.append("td").attr("class", "num now");
+    tr.append("td").attr("class", "spark").append("svg");
+    return tr;
+  });
+  rows.select("td.state").attr("class", (s) => `state ${s.online === true ? "online" : s.online === false
+    ? "offline" : "unknown"}`).attr("title", (s) => (s.online === null ? "agent state unknown"
+    : `agent ${s.agent} ${s.online ? "online" : "offline"}${s.gaps ? `, ${s.gaps} points missing` : ""}`));
+  rows.select("td.id a").text((s) => s.id);
+  rows.select("td.machine").each(function (s) {
+    const cell = d3.select(this).text("");
+    if (!s.machine) return;
+    cell.append("a").attr("href", "#").text(s.machine).on("click", (ev) => {
+      ev.preventDefault();
+      const ids = state.all.filter((o) => o.machine === s.machine).map((o) => o.id);
+      show(ids, `machine ${s.machine}`);
+    });
+  });
+  rows.select("td.now").text((s) => (s.last ? fmtW(s.last.w ?? s.last.value) : "–"));
+  const to = Date.now();
+  await Promise.all(series.map(async (s) => {
+    const e = encodeURIComponent(s.id);
+    const buckets = await getJSON(`/api/v1/series/${e}/history?from=${to - 3600000}&to=${to}&points=60`);
+    const node = rows.filter((r) => r.id === s.id).select("td.spark svg").node();
+    if (node && buckets.length) sparkline(node, buckets.map((b) => ({ ts: b.ts, w: b.mean_w })));
+  }));
+  return series;
+}
 
 d3.selectAll("#ranges button").on("click", function () {
   d3.selectAll("#ranges button").classed("active", false);
   d3.select(this).classed("active", true);
-  state.rangeMs = +this.dataset.range;
-  loadRange().catch((e) => setStatus(String(e)));
+  state.spanMs = +this.dataset.range;
+  goLive();
 });
 
-d3.select("#series").on("change", function () {
-  state.series = this.value;
-  loadRange().then(subscribe).catch((e) => setStatus(String(e)));
+d3.select("#stack").on("change", function () {
+  chart.stacked = this.checked;
+  const [from, to] = chart.domain;
+  load(from, to).catch(fail);
 });
 
 async function start() {
-  const series = (await getJSON("/api/v1/series")).filter((s) => s.unit === "W");
+  const series = await refreshOverview();
   if (!series.length) {
     setStatus("no series yet: waiting for the first point…");
-    setTimeout(() => start().catch((e) => setStatus(String(e))), 2000);
+    setTimeout(() => start().catch(fail), 2000);
     return;
   }
   const wanted = document.body.dataset.defaultSeries;
-  state.series = (series.find((s) => s.id === wanted) || series[0]).id;
-  d3.select("#series").selectAll("option").data(series).join("option")
-    .attr("value", (s) => s.id).property("selected", (s) => s.id === state.series).text((s) => s.id);
-  await loadRange();
-  subscribe();
-  setInterval(render, 1000);  // keep the time axis moving between points
+  const first = (series.find((s) => s.id === wanted) || series[0]).id;
+  show([first], first);
+  setInterval(() => { if (state.live) { chart.domain = [Date.now() - state.spanMs, Date.now()]; chart.render(); } },
+    1000);  // keep the time axis moving between points
+  setInterval(() => refreshOverview().catch(fail), 15000);
 }
 
-start().catch((e) => setStatus(String(e)));
+start().catch(fail);

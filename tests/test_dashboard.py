@@ -1,0 +1,169 @@
+"""The dashboard in Debian's headless chromium (Playwright, never a downloaded browser), against the web app serving a
+real store and a real Mosquitto for the live feed: no console error, the live graph moves when a point is
+published, a brush zoom loads finer data, the tooltip shows the stored value, a machine's outlets stack, dark theme.
+Screenshots land in tests/artifacts/."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from hub.stores import open_store
+from telemetry import Point, SeriesKey
+from telemetry.config import MqttConfig, Section
+from tests.conftest import wait_for
+from tests.test_demo import CHROMIUM, CHROMIUM_ARGS
+from tests.test_hub import Publisher
+from web import create_app
+from web.server import WebServer
+
+NODE = SeriesKey("lab", "node17", "power")
+PSU1, PSU2 = SeriesKey("lab", "pdu-a3", "outlet-1"), SeriesKey("lab", "pdu-b3", "outlet-1")
+MINUTE = 60_000
+
+
+def seed(url: str) -> None:
+    """A day of minutes: node17 steady at 1234.5 W; web-01's two PSUs at 100 and 150 W."""
+    store = open_store(url)
+    now = time.time_ns() // 1_000_000
+    t0 = now - 24 * 60 * MINUTE
+    store.write([Point(NODE, t0 + i * MINUTE, i + 1, {"w": 1234.5}) for i in range(24 * 60)])
+    for key, w in ((PSU1, 100.0), (PSU2, 150.0)):
+        store.write([Point(key, t0 + i * MINUTE, i + 1, {"w": w, "machine": "web-01"}) for i in range(24 * 60)])
+    store.close()
+
+
+@pytest.fixture
+def dashboard(mqtt_doc: dict[str, Any], tmp_path: Path) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path}/points.sqlite"
+    seed(url)
+    server = WebServer(create_app({"mqtt": mqtt_doc, "store": {"url": url},
+                                   "web": {"listen": "127.0.0.1:0", "blip_default": NODE.id,
+                                           "price_per_kwh": 0.25, "currency": "EUR"}}))
+    server.start()
+    yield f"http://127.0.0.1:{server.port}/"
+    server.stop()
+
+
+@pytest.fixture
+def page(dashboard: str) -> Iterator[tuple[Page, list[str]]]:
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            pg = browser.new_page(viewport={"width": 1280, "height": 900})
+            pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            pg.goto(dashboard)
+            expect(pg.locator("#detail-title")).to_have_text(NODE.id)
+            yield pg, errors
+        finally:
+            browser.close()
+    assert errors == []
+
+
+def step_of(url: str) -> int:
+    return int(parse_qs(urlsplit(url).query)["step"][0])
+
+
+def chart_box(page: Page) -> dict[str, float]:
+    box = page.locator("#chart svg").bounding_box()
+    assert box is not None
+    return box
+
+
+def test_overview_lists_every_series_with_machine_and_total(page: tuple[Page, list[str]], artifacts: Path) -> None:
+    pg, _ = page
+    rows = pg.locator("#overview tbody tr")
+    expect(rows).to_have_count(3)
+    expect(pg.locator("#overview tbody tr", has_text=PSU1.id).locator("td.machine")).to_have_text("web-01")
+    expect(pg.locator("#totals")).to_contain_text("lab 1,235 W")  # node17; the outlets belong to a machine
+    expect(pg.locator("#overview .spark path").first).to_have_attribute("d", re.compile(r"^M.+L"))
+    pg.screenshot(path=str(artifacts / "dashboard-overview.png"), full_page=True)
+
+
+def test_live_graph_moves_when_a_point_is_published(page: tuple[Page, list[str]], mqtt_doc: dict[str, Any],
+                                                    artifacts: Path) -> None:
+    pg, _ = page
+    expect(pg.locator("#now-w")).to_have_text("1,234.5")
+    raw = Publisher(MqttConfig.parse(Section(mqtt_doc, "mqtt")))
+    try:
+        def published() -> bool:  # the page subscribes a moment after it loads: publish until it shows
+            raw.send("data/lab/node17/power", json.dumps({"ts": time.time_ns() // 1_000_000, "seq": 99_999,
+                                                          "w": 777.7}))
+            return pg.locator("#now-w").text_content() == "777.7"
+
+        wait_for(published, 20, "the live point on the page")
+    finally:
+        raw.close()
+    assert pg.locator("#chart path.line").first.get_attribute("d")
+    pg.screenshot(path=str(artifacts / "dashboard-live.png"))
+
+
+def test_brush_zoom_loads_finer_data_and_tooltip_shows_the_value(page: tuple[Page, list[str]],
+                                                                 artifacts: Path) -> None:
+    pg, _ = page
+    pg.click("text=24 h")
+    expect(pg.locator("#status")).to_contain_text("buckets of 72 s")
+    expect(pg.locator("#energy")).to_contain_text("kWh")
+    box = chart_box(pg)
+    y = box["y"] + box["height"] / 2
+    with pg.expect_request(lambda r: "/history?" in r.url and step_of(r.url) < 72_000) as finer:
+        pg.mouse.move(box["x"] + box["width"] * 0.5, y)
+        pg.mouse.down()
+        pg.mouse.move(box["x"] + box["width"] * 0.6, y, steps=5)
+        pg.mouse.up()
+    step_s = step_of(finer.value.url) / 1000
+    assert 5 < step_s < 10  # a tenth of the width: ten times finer than the day's 72 s
+    expect(pg.locator("#status")).to_contain_text(f"buckets of {step_s:g} s")
+    pg.mouse.move(box["x"] + box["width"] * 0.55, y)
+    tooltip = pg.locator("#tooltip")
+    expect(tooltip).to_be_visible()
+    expect(tooltip.locator(".value")).to_have_text("1,234.5 W")
+    expect(tooltip).to_contain_text("min 1,234.5 · max 1,234.5")
+    domain = pg.evaluate("chart.domain")
+    kwh = float(pg.locator("#energy").text_content().split(" kWh")[0])  # type: ignore[union-attr]
+    assert kwh == pytest.approx(1.2345 * (domain[1] - domain[0]) / 3_600_000, rel=0.02)  # 1234.5 W all along
+    pg.screenshot(path=str(artifacts / "dashboard-zoomed.png"))
+    with pg.expect_request(lambda r: "/points?" in r.url):  # zoomed in under two hours: raw points
+        for _ in range(3):
+            pg.mouse.wheel(0, -300)
+            pg.wait_for_timeout(50)
+    expect(pg.locator("#status")).to_contain_text("raw points")
+
+
+def test_machine_view_stacks_its_outlets(page: tuple[Page, list[str]], artifacts: Path) -> None:
+    pg, _ = page
+    pg.locator("#overview td.machine a").first.click()
+    expect(pg.locator("#detail-title")).to_have_text("machine web-01")
+    expect(pg.locator("#legend .entry")).to_have_count(2)
+    pg.click("text=24 h")
+    pg.check("#stack")
+    expect(pg.locator("#chart path.area[d]")).to_have_count(2)
+    # 250 W for the day on screen: about 6 kWh, at 0.25 EUR/kWh
+    expect(pg.locator("#energy")).to_contain_text(" EUR")
+    kwh = float(pg.locator("#energy").text_content().split(" kWh")[0])  # type: ignore[union-attr]
+    assert 5.9 < kwh <= 6.0
+    pg.screenshot(path=str(artifacts / "dashboard-machine-stacked.png"))
+
+
+def test_dark_theme_follows_the_system(dashboard: str, artifacts: Path) -> None:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            pg = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+            pg.goto(dashboard)
+            expect(pg.locator("#detail-title")).to_have_text(NODE.id)
+            bg = pg.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert bg == "rgb(17, 19, 24)"
+            pg.screenshot(path=str(artifacts / "dashboard-dark.png"))
+        finally:
+            browser.close()
