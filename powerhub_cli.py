@@ -51,14 +51,15 @@ def cmd_web(doc: dict[str, Any], _args: argparse.Namespace) -> None:
     serve(app, _stop_on_signals())
 
 
-def cmd_export(doc: dict[str, Any], args: argparse.Namespace) -> None:
+def _series_and_range(doc: dict[str, Any], args: argparse.Namespace) -> tuple[Any, Any, int, int]:
+    """The store, the series and the half-open range that `export` and `plot` take from their arguments."""
     import time
 
     from hub.config import StoreConfig
     from hub.stores import open_store
     from telemetry.config import Section
     from telemetry.names import NameError_, parse_series_id
-    from web.export import csv_lines, range_points, utc_day
+    from web.export import utc_day
 
     store_cfg = StoreConfig.parse(Section(doc.get("store"), "store"))
     try:
@@ -69,12 +70,21 @@ def cmd_export(doc: dict[str, Any], args: argparse.Namespace) -> None:
             to_ms = args.to if args.to is not None else time.time_ns() // 1_000_000
             from_ms = args.from_ms if args.from_ms is not None else to_ms - 86_400_000
     except (NameError_, ValueError) as exc:
-        raise SystemExit(f"powerhub export: {exc}") from None
-    store = open_store(store_cfg.url, store_cfg.token)
+        raise SystemExit(f"powerhub {args.command}: {exc}") from None
+    return open_store(store_cfg.url, store_cfg.token), key, from_ms, to_ms
+
+
+def cmd_export(doc: dict[str, Any], args: argparse.Namespace) -> None:
+    from web.export import csv_lines, range_points, with_progress
+
+    store, key, from_ms, to_ms = _series_and_range(doc, args)
     out = open(args.output, "w", encoding="utf-8") if args.output != "-" else sys.stdout  # noqa: SIM115
+    points = range_points(store, key, from_ms, to_ms)
+    if sys.stderr.isatty() and out is not sys.stdout:  # a progress line only where a person watches
+        points = with_progress(points, from_ms, to_ms, sys.stderr)
     rows = 0
     try:
-        for line in csv_lines(range_points(store, key, from_ms, to_ms), args.format):
+        for line in csv_lines(points, args.format):
             out.write(line)
             rows += 1
     finally:
@@ -82,6 +92,24 @@ def cmd_export(doc: dict[str, Any], args: argparse.Namespace) -> None:
             out.close()
         store.close()
     log.info("exported %d points of %s", max(0, rows - 1), key.id)
+
+
+def cmd_plot(doc: dict[str, Any], args: argparse.Namespace) -> None:
+    try:
+        from web import plot
+    except ImportError:
+        raise SystemExit("powerhub plot needs matplotlib: pip install 'powerhub[plot]'") from None
+    from telemetry.names import NameError_, parse_series_id
+
+    store, key, from_ms, to_ms = _series_and_range(doc, args)
+    try:
+        load = parse_series_id(args.load) if args.load else None
+        plot.render(store, key, from_ms, to_ms, args.output, load)
+    except NameError_ as exc:
+        raise SystemExit(f"powerhub plot: {exc}") from None
+    finally:
+        store.close()
+    log.info("plotted %s to %s", key.id, args.output)
 
 
 def cmd_inventory(doc: dict[str, Any], args: argparse.Namespace) -> None:
@@ -134,6 +162,7 @@ COMMANDS: dict[str, tuple[Callable[[dict[str, Any], argparse.Namespace], None], 
     "hub": (cmd_hub, "subscribe to the agents' data and store it"),
     "web": (cmd_web, "serve the dashboard, the HTTP API and the blipserver routes"),
     "export": (cmd_export, "write a series' points as CSV (ours, or PowerGraph's file)"),
+    "plot": (cmd_plot, "draw a series' power (and its machine's CPU load) to a PNG"),
     "inventory": (cmd_inventory, "list PDUs, outlets and machines; flag unmapped outlets and sourceless machines"),
     "mqtt-acl": (cmd_mqtt_acl, "write Mosquitto's password and ACL files from [inventory]"),
     "token": (cmd_token, "make a new API token and the hash for web.tokens"),
@@ -153,13 +182,17 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument(
                 "--stdout", action="store_true", help="print points as `topic payload` lines; publish nothing",
             )
-        if name == "export":
+        if name in ("export", "plot"):
             sp.add_argument("--series", required=True, help="series id, e.g. lab.mainmeter.power")
             sp.add_argument("--from", dest="from_ms", type=int, help="Unix ms (default: 24 h before --to)")
             sp.add_argument("--to", type=int, help="Unix ms, exclusive (default: now)")
             sp.add_argument("--date", help="a UTC day, YYYY-MM-DD, instead of --from/--to")
+        if name == "export":
             sp.add_argument("--format", choices=("csv", "powergraph"), default="csv")
             sp.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+        if name == "plot":
+            sp.add_argument("--load", help="the CPU load series (default: load1 of the device or its machine)")
+            sp.add_argument("-o", "--output", required=True, help="the PNG to write")
         if name == "inventory":
             sp.add_argument("--min-w", type=float, default=1.0,
                             help="an outlet draws power from this many watts on (default 1; idle outlets read ~0)")

@@ -7,7 +7,9 @@ Two forms: ours (`timestamp,consumption`, ISO-8601 UTC with milliseconds) and Po
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
+from typing import TextIO
 
 from flask import Blueprint, Response, request
 
@@ -52,6 +54,22 @@ def range_points(store: Store, key: SeriesKey, from_ms: int, to_ms: int) -> Iter
         if len(page) < PAGE_POINTS:
             return
         from_ms = page[-1].ts_ms + 1
+
+
+def with_progress(points: Iterator[Point], from_ms: int, to_ms: int, out: TextIO,
+                  every_s: float = 0.5) -> Iterator[Point]:
+    """Pass the points through, writing how far through the range they are to `out` (a terminal) now and then."""
+    n, shown = 0, 0.0
+    for p in points:
+        n += 1
+        now = time.monotonic()
+        if now - shown >= every_s:
+            shown = now
+            out.write(f"\r{100 * (p.ts_ms - from_ms) / max(1, to_ms - from_ms):5.1f} %  {n:,} points")
+            out.flush()
+        yield p
+    out.write(f"\r100.0 %  {n:,} points\n")
+    out.flush()
 
 
 def utc_day(text: str) -> tuple[int, int]:
