@@ -138,6 +138,13 @@ def test_brush_zoom_loads_finer_data_and_tooltip_shows_the_value(page: tuple[Pag
             pg.mouse.wheel(0, -300)
             pg.wait_for_timeout(50)
     expect(pg.locator("#status")).to_contain_text("raw points")
+    before = pg.evaluate("chart.domain")
+    with pg.expect_request(lambda r: "/points?" in r.url):  # Shift + wheel pans: same span, later times
+        pg.keyboard.down("Shift")
+        pg.mouse.wheel(0, 300)
+        pg.keyboard.up("Shift")
+    after = pg.evaluate("chart.domain")
+    assert after[0] > before[0] and after[1] - after[0] == pytest.approx(before[1] - before[0], rel=1e-6)
 
 
 def test_machine_view_stacks_its_outlets(page: tuple[Page, list[str]], artifacts: Path) -> None:

@@ -47,13 +47,20 @@ class Chart {
     if (b - a >= 1000) this.onRange(Math.round(a), Math.round(b));
   }
 
+  // The wheel zooms about the pointer; with Shift held (or a sideways wheel or swipe) it pans.
   wheel(ev) {
     ev.preventDefault();
     const [mx] = d3.pointer(ev, this.svg.node());
     const t = this.x.invert(mx).getTime();
-    const k = ev.deltaY < 0 ? 1 / 1.5 : 1.5;
     const [a, b] = this.domain;
-    const from = t - (t - a) * k, to = t + (b - t) * k;
+    let from, to;
+    if (ev.shiftKey || Math.abs(ev.deltaX) > Math.abs(ev.deltaY)) {
+      const shift = Math.sign(ev.deltaX || ev.deltaY) * (b - a) * 0.1;
+      [from, to] = [a + shift, b + shift];
+    } else {
+      const k = ev.deltaY < 0 ? 1 / 1.5 : 1.5;
+      [from, to] = [t - (t - a) * k, t + (b - t) * k];
+    }
     clearTimeout(this.wheelTimer);
     this.domain = [from, to];
     this.render();
