@@ -112,6 +112,26 @@ def cmd_plot(doc: dict[str, Any], args: argparse.Namespace) -> None:
     log.info("plotted %s to %s", key.id, args.output)
 
 
+def cmd_formula(doc: dict[str, Any], args: argparse.Namespace) -> None:
+    import time
+
+    from hub.config import HubConfig
+    from hub.formulas import FormulaRunner
+    from hub.stores import open_store
+
+    cfg = HubConfig.parse(doc)
+    if args.name not in {f.name for f in cfg.formulas}:
+        raise SystemExit(f"powerhub formula: {args.name!r} is not in [formulas] enabled")
+    to_ms = args.to if args.to is not None else time.time_ns() // 1_000_000
+    from_ms = args.from_ms if args.from_ms is not None else to_ms - 86_400_000
+    store = open_store(cfg.store.url, cfg.store.token)
+    try:
+        written = FormulaRunner(store, cfg.formulas).replay(args.name, from_ms, to_ms)
+    finally:
+        store.close()
+    print(f"{args.name}: wrote {written} derived points for [{from_ms}, {to_ms})")
+
+
 def cmd_inventory(doc: dict[str, Any], args: argparse.Namespace) -> None:
     from hub import inventory
     from hub.config import StoreConfig
@@ -162,6 +182,7 @@ COMMANDS: dict[str, tuple[Callable[[dict[str, Any], argparse.Namespace], None], 
     "hub": (cmd_hub, "subscribe to the agents' data and store it"),
     "web": (cmd_web, "serve the dashboard, the HTTP API and the blipserver routes"),
     "export": (cmd_export, "write a series' points as CSV (ours, or PowerGraph's file)"),
+    "formula": (cmd_formula, "run a formula over stored points (post-mortem); the hub runs them live"),
     "plot": (cmd_plot, "draw a series' power (and its machine's CPU load) to a PNG"),
     "inventory": (cmd_inventory, "list PDUs, outlets and machines; flag unmapped outlets and sourceless machines"),
     "mqtt-acl": (cmd_mqtt_acl, "write Mosquitto's password and ACL files from [inventory]"),
@@ -197,6 +218,10 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--min-w", type=float, default=1.0,
                             help="an outlet draws power from this many watts on (default 1; idle outlets read ~0)")
             sp.add_argument("--check", action="store_true", help="exit 1 when anything is flagged")
+        if name == "formula":
+            sp.add_argument("name", help="a formula in [formulas] enabled, e.g. energy")
+            sp.add_argument("--from", dest="from_ms", type=int, help="Unix ms (default: 24 h before --to)")
+            sp.add_argument("--to", type=int, help="Unix ms, exclusive (default: now)")
         if name == "mqtt-acl":
             sp.add_argument("--out", required=True, metavar="DIR", help="directory for `passwd` and `acl`")
         if name == "demo":

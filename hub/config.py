@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from hub.formulas import FORMULAS, Formula
 from hub.stores import STORES
 from telemetry.config import MqttConfig, Section, state_path
+from telemetry.inventory import parse_machines
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class HubConfig:
     listen: tuple[str, int] | None
     mqtt: MqttConfig
     store: StoreConfig
+    formulas: list[Formula] = field(default_factory=list)
 
     @staticmethod
     def parse(doc: dict[str, Any]) -> HubConfig:
@@ -48,6 +51,22 @@ class HubConfig:
             listen=hub.listen("listen", None),
             mqtt=MqttConfig.parse(top.table("mqtt")),
             store=StoreConfig.parse(top.table("store")),
+            formulas=parse_formulas(top),
         )
         hub.finish()
         return cfg
+
+
+def parse_formulas(top: Section) -> list[Formula]:
+    """`[formulas] enabled = ["energy", ...]`, each with its own table `[formulas.energy]`."""
+    sec = top.table("formulas")
+    machines = parse_machines(top)
+    out = []
+    for i, name in enumerate(sec.str_list("enabled", [])):
+        if name not in FORMULAS:
+            raise sec.error(f"enabled[{i}]", f"must be one of {', '.join(sorted(FORMULAS))}, not {name!r}")
+        out.append(FORMULAS[name](sec.table(name), machines))
+    for name in FORMULAS:
+        sec.table(name)  # settings of a formula that is not enabled are not an error
+    sec.finish()
+    return out

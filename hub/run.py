@@ -7,6 +7,7 @@ import threading
 
 from hub.agents import AgentBook
 from hub.config import HubConfig
+from hub.formulas import FormulaRunner
 from hub.http import HubHttp
 from hub.stores import open_store
 from hub.subscriber import Subscriber
@@ -18,8 +19,9 @@ log = logging.getLogger(__name__)
 
 def start_hub(cfg: HubConfig, metrics: Metrics, agents: AgentBook | None = None) -> Subscriber:
     store = open_store(cfg.store.url, cfg.store.token)
+    formulas = FormulaRunner(store, cfg.formulas, metrics) if cfg.formulas else None
     sub = Subscriber(cfg.mqtt, store, metrics, cfg.client_id, cfg.share_group, cfg.batch_points, cfg.batch_age_s,
-                     agents=agents)
+                     agents=agents, formulas=formulas)
     sub.start()
     log.info("hub %s subscribing at %s:%d, storing to %s", cfg.client_id, cfg.mqtt.host, cfg.mqtt.port,
              redact_url(cfg.store.url))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import paho.mqtt.client as paho
 
 from hub.agents import AgentBook
+from hub.formulas import FormulaRunner
 from hub.stores import Store, StoreRejected, StoreUnavailable
 from telemetry import PayloadError, Point, TopicError, decode_payload, parse_data_topic
 from telemetry.config import MqttConfig
@@ -41,9 +42,11 @@ class Message:
 class Subscriber:
     def __init__(self, mqtt: MqttConfig, store: Store, metrics: Metrics, client_id: str,
                  share_group: str | None = None, batch_points: int = 5000, batch_age_s: float = 0.2,
-                 queue_messages: int = 1_000, agents: AgentBook | None = None) -> None:
+                 queue_messages: int = 1_000, agents: AgentBook | None = None,
+                 formulas: FormulaRunner | None = None) -> None:
         self.mqtt, self.store, self.metrics = mqtt, store, metrics
         self.agents = agents or AgentBook(metrics)
+        self.formulas = formulas
         self.topic = f"{mqtt.root}/data/#"
         if share_group:
             self.topic = f"$share/{share_group}/{self.topic}"
@@ -60,12 +63,16 @@ class Subscriber:
 
     def start(self) -> None:
         self._writer.start()
+        if self.formulas:
+            self.formulas.start()
         connect_async(self.client, self.mqtt, persistent=True, receive_maximum=RECEIVE_MAXIMUM)
 
     def stop(self) -> None:
         """Store and acknowledge what was taken, then disconnect; later messages stay with the broker."""
         self._stop.set()
         self._writer.join(30)
+        if self.formulas:
+            self.formulas.stop()
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -148,6 +155,8 @@ class Subscriber:
                 self.metrics.observe("powerhub_store_write_seconds", time.perf_counter() - t0)
                 self.metrics.inc("powerhub_points_stored_total", len(points))
                 self._track(points)
+                if self.formulas:
+                    self.formulas.note(points)
                 if logged:
                     log.info("store is back; wrote %d held points", len(points))
                 break

@@ -38,13 +38,16 @@ class SeriesKey:
 
     @property
     def measurement(self) -> str:
-        """`load` for the host-load channels, `power` for everything else (SPEC.md section 3)."""
-        return "load" if self.channel.startswith("load") else "power"
+        """`load` for the host-load channels, `energy` for the formulas' `energy-*` channels (kWh), `power` for
+        everything else (SPEC.md section 3)."""
+        if self.channel.startswith("load"):
+            return "load"
+        return "energy" if self.channel.startswith("energy-") else "power"
 
     @property
     def main_field(self) -> str:
-        """The field that carries the series' value: `w` for power series, `value` for load series."""
-        return "value" if self.measurement == "load" else "w"
+        """The field that carries the series' value: `w` for power series, `value` for load and energy series."""
+        return "w" if self.measurement == "power" else "value"
 
     def __str__(self) -> str:
         return self.id

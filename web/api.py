@@ -24,7 +24,7 @@ DEFAULT_HISTORY_POINTS = 1000
 
 
 def unit_of(measurement: str) -> str:
-    return "W" if measurement == "power" else ""
+    return {"power": "W", "energy": "kWh"}.get(measurement, "")
 
 
 @bp.get("/api/v1/series")

@@ -103,7 +103,7 @@ class InfluxStore(Store):
 
     def series(self) -> list[SeriesInfo]:
         out = []
-        for s in self.query('SELECT * FROM "power", "load" GROUP BY * ORDER BY time DESC LIMIT 1'):
+        for s in self.query('SELECT * FROM "power", "load", "energy" GROUP BY * ORDER BY time DESC LIMIT 1'):
             try:
                 key = SeriesKey(*(s["tags"][t] for t in TAGS))
             except (KeyError, NameError_):

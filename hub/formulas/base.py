@@ -1,0 +1,59 @@
+"""A formula derives series from stored ones, a time window at a time. Both of PowerAPI's modes run the same
+`compute(store, window_start, inputs)`: in stream mode the hub recomputes the windows its new points touched (a few
+seconds after they were stored); in post-mortem mode (`powerhub formula NAME --from --to`) every window of the range
+is computed. Results land at a deterministic (series, ts), so computing a window again overwrites the same points:
+running twice stores nothing twice, and a late or retransmitted point just corrects its window.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import ClassVar
+
+from hub.stores import Store
+from telemetry import Point, SeriesKey
+from telemetry.config import Section
+from telemetry.inventory import Machine
+
+DERIVED_FIELD = "formula"  # every derived point says which formula wrote it
+
+
+class Formula(ABC):
+    name: ClassVar[str]
+    window_ms: ClassVar[int]  # the unit of recomputation
+    reach_ms: int = 0  # a point at ts also changes windows up to this far before it (step-before intervals)
+
+    @abstractmethod
+    def is_input(self, key: SeriesKey) -> bool:
+        """Whether points of this series feed this formula."""
+
+    @abstractmethod
+    def compute(self, store: Store, start_ms: int, inputs: set[SeriesKey]) -> list[Point]:
+        """The derived points of the window `[start_ms, start_ms + window_ms)` for these input series."""
+
+    def windows(self, ts_ms: int) -> set[int]:
+        """Starts of the windows a point at `ts_ms` changes."""
+        w = self.window_ms
+        return {ts_ms // w * w, (ts_ms - self.reach_ms) // w * w}
+
+
+FormulaFactory = Callable[[Section, list[Machine]], Formula]
+FORMULAS: dict[str, FormulaFactory] = {}
+
+
+def register(name: str) -> Callable[[FormulaFactory], FormulaFactory]:
+    def add(factory: FormulaFactory) -> FormulaFactory:
+        FORMULAS[name] = factory
+        return factory
+
+    return add
+
+
+def derived(key: SeriesKey, ts_ms: int, formula: str, **fields: float) -> Point:
+    return Point(key, ts_ms, 0, {**fields, DERIVED_FIELD: formula})
+
+
+def is_derived(key: SeriesKey) -> bool:
+    """Series the formulas write; no formula takes them as raw input."""
+    return key.channel.startswith(("energy-", "formula-")) or key.device.startswith("formula-")

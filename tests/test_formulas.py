@@ -1,0 +1,139 @@
+"""Formulas, with answers known by hand: a constant 1 kW for an hour is 1 kWh; a gap is no energy; a blink meter's
+energy is exact; a 25-hour local day has 25 kWh. The stream run (points noted as the hub stores them) equals the
+post-mortem run (`powerhub formula`) on the same points, and running either twice stores nothing twice."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from hub.config import HubConfig
+from hub.formulas import FormulaRunner
+from hub.formulas.energy import EnergyFormula, energy_kwh
+from hub.run import start_hub
+from hub.stores import Store, open_store
+from powerhub_cli import main
+from telemetry import Point, SeriesKey
+from telemetry.config import ConfigError
+from telemetry.metrics import Metrics
+from tests.conftest import wait_for
+from tests.test_hub import Publisher
+
+KEY = SeriesKey("lab", "node17", "power")
+HOUR = 3_600_000
+T0 = 1_700_000_000_000 // HOUR * HOUR  # an hour boundary
+MIN, MAX = 10**12, 9 * 10**12
+
+
+def sampled(key: SeriesKey, start: int, end: int, step_ms: int, w: float, seq0: int = 1) -> list[Point]:
+    return [Point(key, t, seq0 + i, {"w": w}) for i, t in enumerate(range(start, end + 1, step_ms))]
+
+
+def test_constant_kilowatt_for_an_hour_is_one_kwh() -> None:
+    assert energy_kwh(sampled(KEY, T0, T0 + HOUR, 10_000, 1000.0), T0, T0 + HOUR, 300_000) == pytest.approx(1.0)
+
+
+def test_a_gap_is_not_energy() -> None:
+    pts = [p for p in sampled(KEY, T0, T0 + HOUR, 10_000, 1000.0) if not T0 + 20 * 60_000 < p.ts_ms < T0 + 30 * 60_000]
+    assert energy_kwh(pts, T0, T0 + HOUR, 300_000) == pytest.approx(50 / 60)  # the 10 minutes are missing
+    assert energy_kwh(pts, T0, T0 + HOUR, 900_000) == pytest.approx(1.0)  # with a 15-minute gap_s they count
+
+
+def test_blink_meter_energy_is_exact_across_long_intervals() -> None:
+    # 10 W on a 1000 imp/kWh meter: one blink every 360 s, longer than gap_s; each blink carries its own interval.
+    blinks = [Point(KEY, T0 + k * 360_000, k, {"w": 10.0, "ms": 360_000}) for k in range(1, 11)]
+    assert energy_kwh(blinks, T0, T0 + HOUR, 300_000) == pytest.approx(0.010)
+
+
+def test_no_point_near_the_window_is_none_not_zero() -> None:
+    assert energy_kwh(sampled(KEY, T0, T0 + 60_000, 10_000, 5.0), T0 + 5 * HOUR, T0 + 6 * HOUR, 300_000) is None
+
+
+def energy_points(store: Store) -> dict[tuple[str, int], float]:
+    out = {}
+    for info in store.series():
+        if info.key.measurement == "energy":
+            for p in store.points(info.key, MIN, MAX, 100_000):
+                out[(info.key.id, p.ts_ms)] = round(float(p.fields["value"]), 9)
+    return out
+
+
+def test_stream_equals_post_mortem_and_twice_stores_once(store: Store, tmp_path: Path) -> None:
+    cph = ZoneInfo("Europe/Copenhagen")
+    start = int(datetime(2023, 10, 28, 22, tzinfo=cph).timestamp() * 1000)  # into the 25-hour day 2023-10-29
+    points = sampled(KEY, start, start + 30 * HOUR, 30_000, 1000.0)
+    formula = EnergyFormula(300_000, cph)
+    stream = FormulaRunner(store, [formula])
+    for i in range(0, len(points), 500):  # as the hub stores batches and notes them
+        store.write(points[i:i + 500])
+        stream.note(points[i:i + 500])
+        if i % 1500 == 0:
+            stream.flush()
+    stream.flush()
+    streamed = energy_points(store)
+
+    other = open_store(f"sqlite:///{tmp_path}/post-mortem.sqlite")
+    other.write(points)
+    runner = FormulaRunner(other, [formula])
+    runner.replay("energy", start - HOUR, start + 31 * HOUR)
+    post_mortem = energy_points(other)
+    assert streamed == post_mortem
+    day = int(datetime(2023, 10, 29, tzinfo=cph).timestamp() * 1000)
+    assert post_mortem[("lab.node17.energy-day-power", day)] == pytest.approx(25.0)  # 1 kW, a 25-hour day
+    assert post_mortem[("lab.node17.energy-hour-power", start + 2 * HOUR)] == pytest.approx(1.0)
+
+    runner.replay("energy", start - HOUR, start + 31 * HOUR)
+    assert energy_points(other) == post_mortem
+    assert sum(len(other.points(i.key, MIN, MAX, 100_000)) for i in other.series()
+               if i.key.measurement == "energy") == len(post_mortem)
+    other.close()
+
+
+def test_the_hub_runs_formulas_live(mqtt_doc: dict[str, Any], store_url: str, mqtt_root: str) -> None:
+    doc = {"mqtt": mqtt_doc, "hub": {"client_id": f"hub-{mqtt_root}", "batch_age_s": 0.05},
+           "store": {"url": store_url}, "formulas": {"enabled": ["energy"], "energy": {"gap_s": 60}}}
+    metrics = Metrics()
+    hub = start_hub(HubConfig.parse(doc), metrics)
+    assert hub.formulas is not None
+    hub.formulas.every_s = 0.2
+    wait_for(hub.connected.is_set, what="the hub to connect")
+    raw = Publisher(hub.mqtt)
+    try:
+        pts = sampled(KEY, T0, T0 + HOUR, 60_000, 600.0)
+        raw.send("data/lab/node17/power", json.dumps([p.to_wire() for p in pts]))
+        wait_for(lambda: metrics.value("powerhub_formula_points_total", formula="energy") >= 2,
+                 what="the energy formula to run")
+        hour = hub.store.points(SeriesKey("lab", "node17", "energy-hour-power"), T0, T0 + 1, 10)
+        assert hour and hour[0].fields["value"] == pytest.approx(0.6)
+        assert hour[0].fields["formula"] == "energy"
+    finally:
+        raw.close()
+        hub.stop()
+        hub.store.close()
+
+
+def test_formula_cli_replays(store: Store, store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store.write(sampled(KEY, T0, T0 + 2 * HOUR, 60_000, 1500.0))
+    config = tmp_path / "p.toml"
+    config.write_text(f'[store]\nurl = "{store_url}"\n[formulas]\nenabled = ["energy"]\n')
+    assert main(["formula", "energy", "--config", str(config), "--from", str(T0), "--to", str(T0 + 2 * HOUR)]) == 0
+    assert "energy: wrote 4 derived points" in capsys.readouterr().out  # 2 hours, each with its day's total
+    assert store.points(SeriesKey("lab", "node17", "energy-hour-power"), T0, T0 + 1, 1)[0].fields["value"] == \
+        pytest.approx(1.5)
+    with pytest.raises(SystemExit, match="not in"):
+        main(["formula", "reconcile", "--config", str(config)])
+
+
+@pytest.mark.parametrize(("formulas", "message"), [
+    ({"enabled": ["magic"]}, "formulas.enabled[0]: must be one of"),
+    ({"enabled": ["energy"], "energy": {"tz": "Mars/Base"}}, "formulas.energy.tz: must be an IANA time zone"),
+    ({"enabled": ["energy"], "energy": {"gap": 5}}, "formulas.energy.gap: unknown key"),
+])
+def test_formula_config_errors(formulas: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        HubConfig.parse({"formulas": formulas})
