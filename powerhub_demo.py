@@ -90,7 +90,15 @@ def demo_config(doc: dict[str, Any], var: Path, mqtt_port: int | None, web_port:
                                       "readers": readers},
         "hub": doc.get("hub") or {"client_id": "powerhub-demo-hub"},
         "store": doc.get("store") or {"url": f"sqlite:///{(var / 'points.sqlite').resolve()}"},
-        "web": doc.get("web") or {"listen": f"127.0.0.1:{web_port}", "blip_default": "demo.house.power"},
+        "web": doc.get("web") or {"listen": f"127.0.0.1:{web_port}", "blip_default": "demo.house.power",
+                                  "price_per_kwh": 0.30, "currency": "EUR"},
+        # The formulas on the simulated site: the rack as a machine, energy per hour and day, and what the house
+        # meter sees that the rack's meter does not.
+        "inventory": doc.get("inventory") or {
+            "machines": [{"name": "rack", "site": "demo", "sources": ["rack.power"]}]},
+        "formulas": doc.get("formulas") or {
+            "enabled": ["machine_power", "reconcile", "energy"],
+            "machine_power": {"step_s": 10}, "reconcile": {"main": {"demo": "house.power"}, "step_s": 10}},
     }
 
 

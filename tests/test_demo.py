@@ -77,3 +77,22 @@ def test_dashboard_moves_in_chromium(demo: str, artifacts: Path) -> None:
         finally:
             browser.close()
     assert errors == []
+
+
+def test_demo_formulas_reach_the_dashboard(demo: str, artifacts: Path) -> None:
+    wanted = {"demo.rack.formula-power", "demo.site.formula-unmetered", "demo.house.energy-day-power",
+              "demo.rack.energy-day-formula-power"}
+    wait_for(lambda: wanted <= {s["id"] for s in series_with_points(demo)}, timeout_s=60, what="the formulas' series")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(demo + "/")
+            expect(page.locator("#overview tbody tr", has_text="demo.site.formula-unmetered")).to_be_visible()
+            rack = page.locator("#overview tbody tr", has_text="demo.rack.formula-power")
+            expect(rack.locator("td.day")).to_contain_text("kWh")  # energy per day beside the machine's power
+            expect(page.locator("#overview tbody tr", has_text="demo.house.power").locator("td.day")
+                   ).to_contain_text("kWh")
+            page.screenshot(path=str(artifacts / "dashboard-demo-formulas.png"), full_page=True)
+        finally:
+            browser.close()

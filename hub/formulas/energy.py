@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
-from hub.formulas.base import Formula, derived, is_derived, register
+from hub.formulas.base import Formula, derived, register
 from hub.stores import Store
 from telemetry import Point, SeriesKey
 from telemetry.config import Section
@@ -57,7 +57,8 @@ class EnergyFormula(Formula):
         self.reach_ms = max(gap_ms, HOUR_MS)  # a blink's interval may reach far back
 
     def is_input(self, key: SeriesKey) -> bool:
-        return key.measurement == "power" and not is_derived(key)
+        # Derived power (a machine's, a site's unmetered remainder) has energy too: per machine and per site.
+        return key.measurement == "power"
 
     def compute(self, store: Store, start_ms: int, inputs: set[SeriesKey]) -> list[Point]:
         out: list[Point] = []

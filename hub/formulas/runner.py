@@ -49,7 +49,8 @@ class FormulaRunner:
         return written
 
     def replay(self, name: str, from_ms: int, to_ms: int) -> int:
-        """Post-mortem: compute every window of `[from_ms, to_ms)` from the stored points."""
+        """Post-mortem: compute every window of `[from_ms, to_ms)` from the stored points. (Replay `energy` after
+        the formulas whose power it integrates.)"""
         f = next(f for f in self.formulas if f.name == name)
         inputs = {info.key for info in self.store.series() if f.is_input(info.key)}
         written = 0
@@ -60,6 +61,7 @@ class FormulaRunner:
     def _write(self, f: Formula, points: list[Point]) -> int:
         if points:
             self.store.write(points)
+            self.note(points)  # derived power feeds `energy` (per machine, per site); energy feeds nothing
             if self.metrics:
                 self.metrics.inc("powerhub_formula_points_total", len(points), formula=f.name)
         return len(points)

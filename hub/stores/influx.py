@@ -31,7 +31,11 @@ def to_line(p: Point) -> str:
     lp = LinePoint(p.key.measurement).tag("site", p.key.site).tag("device", p.key.device)
     lp = lp.tag("channel", p.key.channel).field("seq", int(p.seq)).time(p.ts_ms, WritePrecision.MS)
     for name, value in p.fields.items():
-        lp = lp.field(name, int(value) if name in INT_FIELDS else value)
+        if name in INT_FIELDS:
+            value = int(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # every other number is a float field, whoever wrote it: no type conflicts
+        lp = lp.field(name, value)
     return str(lp.to_line_protocol(precision=WritePrecision.MS))
 
 

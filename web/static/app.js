@@ -131,8 +131,9 @@ function show(ids, title) {
 
 function siteTotals(series) {
   // A site's total: the series that are neither outlets nor a mapped machine's own source (those are inside
-  // a PDU total or a meter already): meters and PDU totals.
-  const bySite = d3.rollup(series.filter((s) => s.last && !s.channel.startsWith("outlet-") && !s.machine),
+  // a PDU total or a meter already) nor a formula's result: meters and PDU totals.
+  const bySite = d3.rollup(series.filter((s) => s.last && !s.channel.startsWith("outlet-") && !s.machine
+    && !s.channel.startsWith("formula-")),
     (v) => d3.sum(v, (s) => s.last.w ?? 0), (s) => s.site);
   const totals = d3.select("#totals").selectAll("span.total").data([...bySite], (d) => d[0]).join((enter) => {
     const t = enter.append("span").attr("class", "total");
@@ -146,8 +147,12 @@ function siteTotals(series) {
 }
 
 async function refreshOverview() {
-  const series = (await getJSON("/api/v1/series")).filter((s) => s.unit === "W");
+  const all = await getJSON("/api/v1/series");
+  const series = all.filter((s) => s.unit === "W");
   state.all = series;
+  // The energy formula's daily totals, beside the power series they come from.
+  const daily = new Map(all.filter((s) => s.channel.startsWith("energy-day-") && s.last)
+    .map((s) => [`${s.site}.${s.device}.${s.channel.slice("energy-day-".length)}`, s.last]));
   siteTotals(series);
   const rows = d3.select("#overview tbody").selectAll("tr").data(series, (s) => s.id).join((enter) => {
     const tr = enter.append("tr");
@@ -156,6 +161,7 @@ async function refreshOverview() {
       .on("click", (ev, s) => { ev.preventDefault(); show([s.id], s.id); });
     tr.append("td").attr("class", "machine");
     tr.append("td").attr("class", "num now");
+    tr.append("td").attr("class", "num day");
     tr.append("td").attr("class", "spark").append("svg");
     return tr;
   });
@@ -173,6 +179,8 @@ async function refreshOverview() {
     });
   });
   rows.select("td.now").text((s) => (s.last ? fmtW(s.last.w ?? s.last.value) : "–"));
+  rows.select("td.day").text((s) => (daily.has(s.id) ? `${d3.format(",.3f")(daily.get(s.id).value)} kWh` : ""))
+    .attr("title", (s) => (daily.has(s.id) ? `since ${fmtTime(new Date(daily.get(s.id).ts))}` : null));
   const to = Date.now();
   await Promise.all(series.map(async (s) => {
     const e = encodeURIComponent(s.id);
