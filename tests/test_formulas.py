@@ -204,3 +204,57 @@ def test_machine_power_psu_loss_and_unmetered(store: Store, tmp_path: Path) -> N
 def test_reconcile_needs_a_main_meter() -> None:
     with pytest.raises(ConfigError, match=r"formulas\.reconcile\.main: name each site's main meter"):
         HubConfig.parse({"formulas": {"enabled": ["reconcile"]}})
+
+
+def test_load_model_recovers_a_known_line_attributes_and_estimates(store: Store, tmp_path: Path) -> None:
+    import random
+
+    from hub.formulas.load_model import DAY_MS, fit_line
+
+    rng = random.Random(3)
+    day = T0 // DAY_MS * DAY_MS
+    points: list[Point] = []
+    for i in range(0, 24 * 60):  # a day of minutes
+        t = day + i * 60_000 + 30_000
+        db, web = rng.uniform(0, 4), rng.uniform(0, 2)
+        points.append(Point(SeriesKey("lab", "web-01", "formula-power"), t, 0,
+                            {"w": (80 + 35 * (db + web)) * (1 + rng.gauss(0, 0.01))}))
+        points.append(Point(SeriesKey("lab", "web-01", "load-cpu-db"), t, 0, {"value": db}))
+        points.append(Point(SeriesKey("lab", "web-01", "load-cpu-web"), t, 0, {"value": web}))
+        points.append(Point(SeriesKey("lab", "web-02", "load-cpu-other"), t, 0, {"value": 2.0}))
+    store.write(points)
+    cfg = HubConfig.parse({
+        "inventory": {"machines": [{"name": "web-01", "site": "lab", "sources": ["pdu-a3.outlet-1"]}]},
+        "formulas": {"enabled": ["load_model"], "load_model": {"window_days": 1, "estimate": {"web-02": "web-01"}}}})
+    assert FormulaRunner(store, cfg.formulas).replay("load_model", day, day + DAY_MS) > 0
+
+    def at(device: str, channel: str, ts: int = day) -> float:
+        return float(store.points(SeriesKey("lab", device, channel), ts, ts + 1, 1)[0].fields["w"])
+
+    assert at("web-01", "formula-model-idle") == pytest.approx(80, rel=0.02)
+    assert at("web-01", "formula-model-k") == pytest.approx(35, rel=0.02)
+    assert 0 < at("web-01", "formula-model-rmse") < 3  # the 1 % noise
+    t = day + 30_000
+    first = {p.key.channel: float(p.fields.get("w", p.fields.get("value", 0))) for p in points if p.ts_ms == t}
+    idle = at("web-01", "formula-model-idle")
+    cores = first["load-cpu-db"] + first["load-cpu-web"]
+    bucket = day  # the first minute's bucket holds that first reading
+    assert at("web-01", "formula-group-db", bucket) == pytest.approx((first["formula-power"] - idle)
+                                                                    * first["load-cpu-db"] / cores)
+    assert at("web-01", "formula-group-idle", bucket) == pytest.approx(idle)
+    assert at("web-02", "formula-estimate", bucket) == pytest.approx(80 + 35 * 2.0, rel=0.02)
+    assert fit_line([1, 1, 1], [5, 6, 7]) is None  # no spread in load: no model
+
+    streamed = open_store(f"sqlite:///{tmp_path}/stream.sqlite")  # the same points, noted as the hub stores them
+    runner = FormulaRunner(streamed, cfg.formulas)
+    for i in range(0, len(points), 1000):
+        streamed.write(points[i:i + 1000])
+        runner.note(points[i:i + 1000])
+    runner.flush()
+    assert derived_points(streamed) == derived_points(store)
+    streamed.close()
+
+
+def test_load_model_estimate_needs_a_known_machine() -> None:
+    with pytest.raises(ConfigError, match=r"formulas\.load_model\.estimate\.x: 'nobody' is no machine"):
+        HubConfig.parse({"formulas": {"enabled": ["load_model"], "load_model": {"estimate": {"x": "nobody"}}}})

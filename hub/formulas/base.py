@@ -23,6 +23,7 @@ class Formula(ABC):
     name: ClassVar[str]
     window_ms: ClassVar[int]  # the unit of recomputation
     reach_ms: int = 0  # a point at ts also changes windows up to this far before it (step-before intervals)
+    min_interval_s: ClassVar[float] = 0.0  # stream mode recomputes one window at most this often
 
     @abstractmethod
     def is_input(self, key: SeriesKey) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 
 from hub.formulas.base import Formula
@@ -20,6 +21,7 @@ class FormulaRunner:
                  every_s: float = 2.0) -> None:
         self.store, self.formulas, self.metrics, self.every_s = store, formulas, metrics, every_s
         self._dirty: dict[tuple[int, int], set[SeriesKey]] = {}  # (formula index, window start) -> inputs
+        self._ran: dict[tuple[int, int], float] = {}  # when each window was last computed (monotonic)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="formulas", daemon=True)
@@ -35,10 +37,17 @@ class FormulaRunner:
 
     def flush(self) -> int:
         """Recompute every dirty window; the number of derived points written."""
+        now = time.monotonic()
         with self._lock:
-            dirty, self._dirty = self._dirty, {}
+            due = {w: keys for w, keys in self._dirty.items()
+                   if now - self._ran.get(w, -1e9) >= self.formulas[w[0]].min_interval_s}
+            for w in due:
+                del self._dirty[w]
+                self._ran[w] = now
+            if len(self._ran) > 10_000:  # only recent runs matter for the rate limit
+                self._ran = {w: t for w, t in self._ran.items() if now - t < 3600}
         written = 0
-        for (i, start), keys in sorted(dirty.items()):
+        for (i, start), keys in sorted(due.items()):
             f = self.formulas[i]
             try:
                 written += self._write(f, f.compute(self.store, start, keys))
