@@ -29,6 +29,19 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class HomeAssistantConfig:
+    prefix: str
+    every_s: float
+
+    @staticmethod
+    def parse(sec: Section) -> HomeAssistantConfig | None:
+        enabled = sec.boolean("enabled", False)
+        cfg = HomeAssistantConfig(sec.string("prefix", "homeassistant"), sec.number("every_s", 5.0, positive=True))
+        sec.finish()
+        return cfg if enabled else None
+
+
+@dataclass(frozen=True)
 class HubConfig:
     client_id: str
     share_group: str | None
@@ -38,6 +51,7 @@ class HubConfig:
     mqtt: MqttConfig
     store: StoreConfig
     formulas: list[Formula] = field(default_factory=list)
+    home_assistant: HomeAssistantConfig | None = None
 
     @staticmethod
     def parse(doc: dict[str, Any]) -> HubConfig:
@@ -52,6 +66,7 @@ class HubConfig:
             mqtt=MqttConfig.parse(top.table("mqtt")),
             store=StoreConfig.parse(top.table("store")),
             formulas=parse_formulas(top),
+            home_assistant=HomeAssistantConfig.parse(hub.table("home_assistant")),
         )
         hub.finish()
         return cfg

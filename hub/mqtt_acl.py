@@ -39,6 +39,7 @@ def accounts(doc: dict[str, object]) -> list[Account]:
     """The agents of `[[inventory.agents]]` and the hub of `[inventory.hub]`, with the topics each may use."""
     top = Section(doc, "")
     root = MqttConfig.parse(top.table("mqtt")).root
+    ha_prefix = top.table("hub").table("home_assistant").data.get("prefix", "homeassistant")
     inventory = top.table("inventory")
     out: list[Account] = []
     for sec in inventory.tables("agents"):
@@ -51,7 +52,10 @@ def accounts(doc: dict[str, object]) -> list[Account]:
     if hub.data:
         password = hub.secret("password", required=True)
         assert password is not None
-        out.append(Account(hub.string("username", "hub"), password, read=(f"{root}/data/#", f"{root}/status/#")))
+        # Home Assistant discovery (hub.home_assistant): the hub writes sensor configs and states, reads HA's birth.
+        out.append(Account(hub.string("username", "hub"), password,
+                           write=(f"{root}/ha/#", f"{ha_prefix}/sensor/#"),
+                           read=(f"{root}/data/#", f"{root}/status/#", f"{ha_prefix}/status")))
         hub.finish()
     names = [a.username for a in out]
     for name in names:

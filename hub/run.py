@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 def start_hub(cfg: HubConfig, metrics: Metrics, agents: AgentBook | None = None) -> Subscriber:
     store = open_store(cfg.store.url, cfg.store.token)
     formulas = FormulaRunner(store, cfg.formulas, metrics) if cfg.formulas else None
+    ha = (cfg.home_assistant.prefix, cfg.home_assistant.every_s) if cfg.home_assistant else None
     sub = Subscriber(cfg.mqtt, store, metrics, cfg.client_id, cfg.share_group, cfg.batch_points, cfg.batch_age_s,
-                     agents=agents, formulas=formulas)
+                     agents=agents, formulas=formulas, home_assistant=ha)
     sub.start()
     log.info("hub %s subscribing at %s:%d, storing to %s", cfg.client_id, cfg.mqtt.host, cfg.mqtt.port,
              redact_url(cfg.store.url))

@@ -17,6 +17,7 @@ import paho.mqtt.client as paho
 
 from hub.agents import AgentBook
 from hub.formulas import FormulaRunner
+from hub.home_assistant import HomeAssistant
 from hub.stores import Store, StoreRejected, StoreUnavailable
 from telemetry import PayloadError, Point, TopicError, decode_payload, parse_data_topic
 from telemetry.config import MqttConfig
@@ -43,7 +44,7 @@ class Subscriber:
     def __init__(self, mqtt: MqttConfig, store: Store, metrics: Metrics, client_id: str,
                  share_group: str | None = None, batch_points: int = 5000, batch_age_s: float = 0.2,
                  queue_messages: int = 1_000, agents: AgentBook | None = None,
-                 formulas: FormulaRunner | None = None) -> None:
+                 formulas: FormulaRunner | None = None, home_assistant: tuple[str, float] | None = None) -> None:
         self.mqtt, self.store, self.metrics = mqtt, store, metrics
         self.agents = agents or AgentBook(metrics)
         self.formulas = formulas
@@ -60,11 +61,19 @@ class Subscriber:
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
         self.connected = threading.Event()
         self._connection = 0
+        self.ha: HomeAssistant | None = None
+        if home_assistant is not None:
+            prefix, every_s = home_assistant
+            self.ha = HomeAssistant(self.client, mqtt.root, prefix, every_s, self.agents.agent_of)
+            if formulas is not None:
+                formulas.on_written = self.ha.seen  # formulas' series are sensors too
 
     def start(self) -> None:
         self._writer.start()
         if self.formulas:
             self.formulas.start()
+        if self.ha:
+            self.ha.start()
         connect_async(self.client, self.mqtt, persistent=True, receive_maximum=RECEIVE_MAXIMUM)
 
     def stop(self) -> None:
@@ -73,6 +82,8 @@ class Subscriber:
         self._writer.join(30)
         if self.formulas:
             self.formulas.stop()
+        if self.ha:
+            self.ha.stop()
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -83,7 +94,10 @@ class Subscriber:
         log.info("hub connected (session present: %s); subscribing to %s",
                  getattr(flags, "session_present", "?"), self.topic)
         self._connection += 1
-        client.subscribe([(self.topic, 1), (self.status_prefix + "#", 1)])
+        topics = [(self.topic, 1), (self.status_prefix + "#", 1)]
+        if self.ha:
+            topics.append((self.ha.birth_topic, 1))
+        client.subscribe(topics)
         self.connected.set()
 
     def _on_status(self, client: paho.Client, msg: paho.MQTTMessage) -> None:
@@ -100,6 +114,10 @@ class Subscriber:
     def _on_message(self, client: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         if msg.topic.startswith(self.status_prefix):
             self._on_status(client, msg)
+            return
+        if self.ha and msg.topic == self.ha.birth_topic:
+            self.ha.birth(bytes(msg.payload))
+            client.ack(msg.mid, msg.qos)
             return
         try:
             key = parse_data_topic(self.mqtt.root, msg.topic)
@@ -157,6 +175,8 @@ class Subscriber:
                 self._track(points)
                 if self.formulas:
                     self.formulas.note(points)
+                if self.ha:
+                    self.ha.seen(points)
                 if logged:
                     log.info("store is back; wrote %d held points", len(points))
                 break

@@ -138,7 +138,8 @@ def test_mqtt_acl_files(secure: tuple[Path, Pki, SecureBroker, dict[str, Any]]) 
     d = secure[0]
     acl = (d / "acl" / "acl").read_text()
     assert "user lab-pi\ntopic write sec/data/lab/#\ntopic write sec/status/lab/pi\n" in acl
-    assert "user hub\ntopic read sec/data/#\ntopic read sec/status/#\n" in acl
+    assert ("user hub\ntopic write sec/ha/#\ntopic write homeassistant/sensor/#\ntopic read sec/data/#\n"
+            "topic read sec/status/#\ntopic read homeassistant/status\n") in acl
     passwd = (d / "acl" / "passwd").read_text()
     assert [line.split(":")[0] for line in passwd.splitlines()] == ["lab-pi", "shed-pi", "hub"]
     assert "secret" not in passwd and all(line.split(":")[1].startswith("$7$101$") for line in passwd.splitlines())

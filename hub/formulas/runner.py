@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from hub.formulas.base import Formula
 from hub.stores import Store, StoreUnavailable
@@ -25,6 +25,7 @@ class FormulaRunner:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="formulas", daemon=True)
+        self.on_written: Callable[[list[Point]], None] | None = None  # e.g. Home Assistant's sensors
 
     def note(self, points: Iterable[Point]) -> None:
         """Stream mode: these points are stored; recompute what they change."""
@@ -71,6 +72,8 @@ class FormulaRunner:
         if points:
             self.store.write(points)
             self.note(points)  # derived power feeds `energy` (per machine, per site); energy feeds nothing
+            if self.on_written:
+                self.on_written(points)
             if self.metrics:
                 self.metrics.inc("powerhub_formula_points_total", len(points), formula=f.name)
         return len(points)
