@@ -51,3 +51,15 @@ def test_readme_hardened_config_parses(tmp_path: Path) -> None:
     assert hub.mqtt.tls and hub.mqtt.password == "secret" and hub.listen == ("127.0.0.1", 9108)
     assert WebConfig.from_doc(doc).trusted_proxies
     assert [a.username for a in accounts(doc)] == ["lab-basement-pi", "hub"]
+
+
+def test_readme_formulas_config_parses() -> None:
+    from hub.config import HubConfig
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("## Formulas", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    doc = tomllib.loads(block)
+    doc["inventory"] = {"machines": [{"name": "node17", "site": "lab", "sources": ["node17.power"]}]}
+    cfg = HubConfig.parse(doc)
+    assert [f.name for f in cfg.formulas] == ["machine_power", "reconcile", "load_model", "energy"]
+    assert cfg.home_assistant is not None and cfg.home_assistant.prefix == "homeassistant"
