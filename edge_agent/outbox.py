@@ -11,9 +11,11 @@ oldest is deliberate: they are the ones no other copy of exists, and a gap at th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from telemetry import Point, parse_series_id
@@ -52,23 +54,10 @@ class Outbox:
     def put(self, point: Point) -> Point:
         """Store a point (its `seq` is assigned here) and return it with that seq."""
         sid = point.key.id
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                cur = self._db.execute(
-                    "INSERT INTO outbox (series, ts, fields) VALUES (?, ?, ?)",
-                    (sid, point.ts_ms, json.dumps(point.fields)),
-                )
-                self._db.execute("INSERT OR REPLACE INTO last_ts VALUES (?, ?)", (sid, point.ts_ms))
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                if _full(exc):
-                    raise OutboxFull(str(exc)) from None
-                raise
-            except BaseException:
-                self._rollback()
-                raise
+        with self._transaction() as db:
+            cur = db.execute("INSERT INTO outbox (series, ts, fields) VALUES (?, ?, ?)",
+                             (sid, point.ts_ms, json.dumps(point.fields)))
+            db.execute("INSERT OR REPLACE INTO last_ts VALUES (?, ?)", (sid, point.ts_ms))
             self.last_ts[sid] = point.ts_ms
         assert cur.lastrowid is not None
         return Point(point.key, point.ts_ms, cur.lastrowid, point.fields)
@@ -81,23 +70,26 @@ class Outbox:
             ).fetchall()
         return [Point(parse_series_id(sid), ts, seq, json.loads(fields)) for seq, sid, ts, fields in rows]
 
-    def _rollback(self) -> None:
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN .. COMMIT under the lock, rolled back on any error; a full outbox or disk is `OutboxFull`."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error) and _full(exc):
+                    raise OutboxFull(str(exc)) from None
+                raise
 
     def ack(self, seqs: list[int]) -> None:
         """Delete acknowledged points: only the broker's PUBACK may call this. On a full disk even a delete can
         fail (it writes to the WAL first): `OutboxFull`, and the caller tries again later."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN")
-                self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                if _full(exc):
-                    raise OutboxFull(str(exc)) from None
-                raise
+        with self._transaction() as db:
+            db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
 
     def __len__(self) -> int:
         with self._lock:

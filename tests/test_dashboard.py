@@ -14,13 +14,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from hub.stores import open_store
 from telemetry import Point, SeriesKey
 from telemetry.config import MqttConfig, Section
 from tests.conftest import wait_for
-from tests.test_demo import CHROMIUM, CHROMIUM_ARGS
+from tests.test_demo import chromium_page
 from tests.test_hub import Publisher
 from web import create_app
 from web.server import WebServer
@@ -56,17 +56,9 @@ def dashboard(mqtt_doc: dict[str, Any], tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def page(dashboard: str) -> Iterator[tuple[Page, list[str]]]:
     errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            pg = browser.new_page(viewport={"width": 1280, "height": 900})
-            pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.goto(dashboard)
-            expect(pg.locator("#detail-title")).to_have_text(NODE.id)
-            yield pg, errors
-        finally:
-            browser.close()
+    with chromium_page(dashboard, errors) as pg:
+        expect(pg.locator("#detail-title")).to_have_text(NODE.id)
+        yield pg, errors
     assert errors == []
 
 
@@ -163,14 +155,7 @@ def test_machine_view_stacks_its_outlets(page: tuple[Page, list[str]], artifacts
 
 
 def test_dark_theme_follows_the_system(dashboard: str, artifacts: Path) -> None:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            pg = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme="dark")
-            pg.goto(dashboard)
-            expect(pg.locator("#detail-title")).to_have_text(NODE.id)
-            bg = pg.evaluate("getComputedStyle(document.body).backgroundColor")
-            assert bg == "rgb(17, 19, 24)"
-            pg.screenshot(path=str(artifacts / "dashboard-dark.png"))
-        finally:
-            browser.close()
+    with chromium_page(dashboard, color_scheme="dark") as pg:
+        expect(pg.locator("#detail-title")).to_have_text(NODE.id)
+        assert pg.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(17, 19, 24)"
+        pg.screenshot(path=str(artifacts / "dashboard-dark.png"))

@@ -3,21 +3,39 @@ The dashboard is checked in Debian's headless chromium, driven by Playwright (no
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.conftest import free_port, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def chromium_page(url: str, errors: list[str] | None = None, **context: Any) -> Iterator[Page]:
+    """A page of Debian's headless chromium at `url`; console errors and page errors go to `errors`."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, **context)
+            if errors is not None:
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -57,25 +75,17 @@ def test_demo_serves_simulated_meters(demo: str) -> None:
 def test_dashboard_moves_in_chromium(demo: str, artifacts: Path) -> None:
     wait_for(lambda: series_with_points(demo), timeout_s=30, what="a series")
     errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(demo + "/")
-            expect(page.locator("#now-w")).not_to_have_text("\u2013", timeout=20_000)  # the placeholder dash
-            first = page.locator("#now-at").text_content()
-            expect(page.locator("#now-at")).not_to_have_text(first or "", timeout=20_000)  # a live point arrived
-            assert page.locator("#chart path.line").get_attribute("d")
-            page.screenshot(path=str(artifacts / "dashboard-live.png"))
-            page.click("text=24 h")
-            # Let live points arrive on top of the history buckets (the simulated house blinks every 1-3 s):
-            # mixing both once drew NaN paths, which the console-error check below catches.
-            page.wait_for_timeout(4000)
-            page.screenshot(path=str(artifacts / "dashboard-24h.png"))
-        finally:
-            browser.close()
+    with chromium_page(demo + "/", errors) as page:
+        expect(page.locator("#now-w")).not_to_have_text("\u2013", timeout=20_000)  # the placeholder dash
+        first = page.locator("#now-at").text_content()
+        expect(page.locator("#now-at")).not_to_have_text(first or "", timeout=20_000)  # a live point arrived
+        assert page.locator("#chart path.line").get_attribute("d")
+        page.screenshot(path=str(artifacts / "dashboard-live.png"))
+        page.click("text=24 h")
+        # Let live points arrive on top of the history buckets (the simulated house blinks every 1-3 s):
+        # mixing both once drew NaN paths, which the console-error check below catches.
+        page.wait_for_timeout(4000)
+        page.screenshot(path=str(artifacts / "dashboard-24h.png"))
     assert errors == []
 
 
@@ -83,16 +93,10 @@ def test_demo_formulas_reach_the_dashboard(demo: str, artifacts: Path) -> None:
     wanted = {"demo.rack.formula-power", "demo.site.formula-unmetered", "demo.house.energy-day-power",
               "demo.rack.energy-day-formula-power"}
     wait_for(lambda: wanted <= {s["id"] for s in series_with_points(demo)}, timeout_s=60, what="the formulas' series")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.goto(demo + "/")
-            expect(page.locator("#overview tbody tr", has_text="demo.site.formula-unmetered")).to_be_visible()
-            rack = page.locator("#overview tbody tr", has_text="demo.rack.formula-power")
-            expect(rack.locator("td.day")).to_contain_text("kWh")  # energy per day beside the machine's power
-            expect(page.locator("#overview tbody tr", has_text="demo.house.power").locator("td.day")
-                   ).to_contain_text("kWh")
-            page.screenshot(path=str(artifacts / "dashboard-demo-formulas.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium_page(demo + "/") as page:
+        expect(page.locator("#overview tbody tr", has_text="demo.site.formula-unmetered")).to_be_visible()
+        rack = page.locator("#overview tbody tr", has_text="demo.rack.formula-power")
+        expect(rack.locator("td.day")).to_contain_text("kWh")  # energy per day beside the machine's power
+        expect(page.locator("#overview tbody tr", has_text="demo.house.power").locator("td.day")
+               ).to_contain_text("kWh")
+        page.screenshot(path=str(artifacts / "dashboard-demo-formulas.png"), full_page=True)
