@@ -16,7 +16,7 @@ FAKETIME_LIB := $(firstword $(wildcard /usr/lib/*/faketime/libfaketimeMT.so.1))
 # venv of Debian's own python3 in a world-readable place, not one in the (possibly private) checkout.
 SNMPSIM_VENV ?= /opt/powerhub-test/snmpsim
 
-.PHONY: demo test soak lint typecheck unit system-deps clean
+.PHONY: demo test bench soak lint typecheck unit system-deps clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ typecheck: $(BIN)/.installed
 
 test: system-deps $(BIN)/.installed $(SNMPSIM_VENV)/.installed lint typecheck
 	SNMPSIM_VENV=$(SNMPSIM_VENV) $(BIN)/pytest
+
+# The performance figures (`name: value`, also in bench/results.json), against the same real peers as the tests.
+bench: system-deps $(BIN)/.installed
+	$(BIN)/python -m bench.run
 
 # Ten minutes of one agent with a blink meter, 3 BMCs and 2 PDUs: its RSS at start and end, every series shown.
 soak: system-deps $(BIN)/.installed $(SNMPSIM_VENV)/.installed

@@ -1,0 +1,255 @@
+"""`make bench`: powerhub's figures against the real Mosquitto and InfluxDB, each ratio measured in the same run as its
+reference. Prints `name: value` lines and writes bench/results.json.
+
+    .venv/bin/python -m bench.run [--points 200000] [--year-points 3153600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from edge_agent.outbox import Outbox
+from hub.stores import open_store
+from hub.stores.influx import to_line
+from telemetry import Point, SeriesKey, encode_points
+from telemetry.config import MqttConfig, Section
+from telemetry.mqtt import connect_async, make_client
+from tests.conftest import InfluxDB, Mosquitto, wait_for
+from web import create_app
+from web.server import WebServer
+
+RESULTS = Path(__file__).parent / "results.json"
+T0 = 1_700_000_000_000
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Peak:
+    """The peak RSS of a process, sampled in the background."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.mb, self._stop = pid, 0.0, threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                self.mb = max(self.mb, rss_mb(self.pid))
+            except OSError:
+                return
+
+    def stop(self) -> float:
+        self._stop.set()
+        return self.mb
+
+
+def points(device: str, n: int, step_ms: int = 1000) -> list[Point]:
+    key = SeriesKey("bench", device, "power")
+    return [Point(key, T0 + i * step_ms, i + 1, {"w": 100.0 + i % 500}) for i in range(n)]
+
+
+def count_stored(url: str, device: str) -> int:
+    store = open_store(url)
+    try:
+        q = f"SELECT count(w) FROM power WHERE device = '{device}'"
+        series = store.query(q)  # type: ignore[attr-defined]
+        return int(series[0]["values"][0][1]) if series else 0
+    finally:
+        store.close()
+
+
+def influx_raw_pts_per_s(influx: InfluxDB, db: str, pts: list[Point]) -> float:
+    """The reference: line protocol straight into InfluxDB, 5000 points a request."""
+    base = f"http://127.0.0.1:{influx.port}"
+    requests.post(f"{base}/query", params={"q": f'CREATE DATABASE "{db}"'}, timeout=30)
+    lines = [to_line(p) for p in pts]
+    t0 = time.perf_counter()
+    for i in range(0, len(lines), 5000):
+        resp = requests.post(f"{base}/write", params={"db": db, "precision": "ms"},
+                             data="\n".join(lines[i:i + 5000]).encode(), timeout=60)
+        resp.raise_for_status()
+    return len(pts) / (time.perf_counter() - t0)
+
+
+def run_hub(work: Path, broker: Mosquitto, url: str, client_id: str) -> subprocess.Popen[bytes]:
+    config = work / f"{client_id}.toml"
+    config.write_text(f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n[hub]\nclient_id = "{client_id}"\n'
+                      f'[store]\nurl = "{url}"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "powerhub_cli", "hub", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=open(work / f"{client_id}.log", "wb"))  # noqa: SIM115
+    wait_for(lambda: "subscribing to" in (work / f"{client_id}.log").read_text(), 30, "the hub")
+    time.sleep(0.5)
+    return proc
+
+
+def timed_ingest(work: Path, broker: Mosquitto, url: str, device: str, n: int,
+                 publish: Callable[[], None]) -> tuple[float, float]:
+    """points/s from the first publish until the store holds all `n`, and the hub's peak RSS."""
+    hub = run_hub(work, broker, url, f"bench-hub-{device}")
+    peak = Peak(hub.pid)
+    try:
+        t0 = time.perf_counter()
+        publish()
+        wait_for(lambda: count_stored(url, device) >= n, 600, f"{n} points of {device} stored")
+        return n / (time.perf_counter() - t0), peak.stop()
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        hub.wait(60)
+
+
+def batched_publish(work: Path, broker: Mosquitto, pts: list[Point]) -> Callable[[], None]:
+    """The agent itself: its outbox holds the points, its publisher sends arrays of up to 500."""
+    outbox_path = work / "bench-outbox.sqlite"
+    outbox = Outbox(outbox_path)
+    for p in pts:
+        outbox.put(p)
+    outbox.close()
+    config = work / "agent.toml"
+    config.write_text(f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n[agent]\nsite = "bench"\nname = "a"\n'
+                      f'outbox = "{outbox_path}"\n[[agent.readers]]\nkind = "simulated"\ndevice = "idle"\n'
+                      'interval_s = 3600\nmode = "watts"\n')
+
+    def go() -> None:
+        proc = subprocess.Popen([sys.executable, "-m", "powerhub_cli", "agent", "--config", str(config)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        batched_publish.proc = proc  # type: ignore[attr-defined]
+
+    return go
+
+
+def single_publish(broker: Mosquitto, pts: list[Point]) -> Callable[[], None]:
+    """An integration publishing one point per message, QoS 1, as fast as the broker acknowledges."""
+    cfg = MqttConfig.parse(Section({"url": f"mqtt://127.0.0.1:{broker.port}"}, "mqtt"))
+
+    def go() -> None:
+        client = make_client(cfg, "bench-single")
+        client.max_inflight_messages_set(1000)
+        connect_async(client, cfg)
+        wait_for(client.is_connected, 10, "the publisher")
+        infos = [client.publish(f"powerhub/data/bench/{p.key.device}/power", encode_points([p]), qos=1) for p in pts]
+        for info in infos[-1000:]:
+            info.wait_for_publish(120)
+        client.disconnect()
+        client.loop_stop()
+
+    return go
+
+
+def history_figures(influx: InfluxDB, n: int) -> dict[str, float]:
+    """A year of 10 s data for one series, asked for at ~1000 points through the API and as raw InfluxQL."""
+    url = f"influxdb://127.0.0.1:{influx.port}/benchyear"
+    store = open_store(url)
+    key = SeriesKey("bench", "year", "power")
+    for i in range(0, n, 100_000):
+        store.write([Point(key, T0 + j * 10_000, j + 1, {"w": 100.0 + j % 500}) for j in range(i, min(n, i + 100_000))])
+    span = n * 10_000
+    app = create_app({"store": {"url": url}, "web": {"listen": "127.0.0.1:0", "live": False}})
+    server = WebServer(app)
+    server.start()
+    try:
+        api = f"http://127.0.0.1:{server.port}/api/v1/series/{key.id}/history?from={T0}&to={T0 + span}&points=1000"
+        requests.get(api, timeout=120).raise_for_status()  # warm
+        t0 = time.perf_counter()
+        body = requests.get(api, timeout=120).json()
+        api_ms = (time.perf_counter() - t0) * 1000
+        step = span // 1000
+        q = (f"SELECT mean(w), min(w), max(w), count(w) FROM power WHERE device = 'year' AND time >= {T0}ms "
+             f"AND time < {T0 + span}ms GROUP BY time({step}ms) fill(none)")
+        t0 = time.perf_counter()
+        store.query(q)  # type: ignore[attr-defined]
+        raw_ms = (time.perf_counter() - t0) * 1000
+    finally:
+        server.stop()
+        store.close()
+    assert len(body) >= 900
+    return {"history_year_ms": round(api_ms, 1), "history_speedup_vs_influx_raw": round(raw_ms / api_ms, 2)}
+
+
+def outbox_drain(work: Path, broker: Mosquitto, n: int) -> float:
+    """An agent with `n` points waiting in its outbox and a broker that takes them: points/s until all acked."""
+    outbox_path = work / "drain-outbox.sqlite"
+    outbox = Outbox(outbox_path)
+    for p in points("drain", n):
+        outbox.put(p)
+    outbox.close()
+    config = work / "drain.toml"
+    config.write_text(f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n[agent]\nsite = "bench"\nname = "d"\n'
+                      f'outbox = "{outbox_path}"\n[[agent.readers]]\nkind = "simulated"\ndevice = "idle"\n'
+                      'interval_s = 3600\nmode = "watts"\n')
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "powerhub_cli", "agent", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def drained() -> bool:
+            try:
+                return len(Outbox(outbox_path)) == 0
+            except Exception:
+                return False
+        wait_for(drained, 600, "the outbox to drain")
+        return n / (time.perf_counter() - t0)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--points", type=int, default=200_000)
+    ap.add_argument("--single-points", type=int, default=50_000)
+    ap.add_argument("--year-points", type=int, default=3_153_600)
+    ap.add_argument("--drain-points", type=int, default=200_000)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="powerhub-bench-"))
+    (work / "influx").mkdir()
+    (work / "mqtt").mkdir()
+    influx, broker = InfluxDB(work / "influx"), Mosquitto(work / "mqtt")
+    influx.start()
+    broker.start()
+    results: dict[str, float] = {}
+    try:
+        pts = points("batched", args.points)
+        raw = influx_raw_pts_per_s(influx, "benchraw", points("raw", args.points))
+        url = f"influxdb://127.0.0.1:{influx.port}/bench"
+        rate, hub_mb = timed_ingest(work, broker, url, "batched", args.points, batched_publish(work, broker, pts))
+        proc = getattr(batched_publish, "proc", None)
+        if proc:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+        results["influx_raw_pts_per_s"] = round(raw)
+        results["ingest_batched_pts_per_s"] = round(rate)
+        results["ingest_ratio_vs_influx_raw"] = round(rate / raw, 3)
+        single = points("single", args.single_points)
+        rate1, hub_mb1 = timed_ingest(work, broker, url, "single", args.single_points, single_publish(broker, single))
+        results["ingest_single_pts_per_s"] = round(rate1)
+        results["hub_rss_mb"] = round(max(hub_mb, hub_mb1), 1)
+        results["outbox_drain_pts_per_s"] = round(outbox_drain(work, broker, args.drain_points))
+        results.update(history_figures(influx, args.year_points))
+    finally:
+        broker.stop()
+        influx.stop()
+    for name, value in results.items():
+        print(f"{name}: {value}")
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
