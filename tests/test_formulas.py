@@ -129,7 +129,15 @@ def test_formula_cli_replays(store: Store, store_url: str, tmp_path: Path, capsy
         main(["formula", "reconcile", "--config", str(config)])
 
 
+def test_energy_days_per_site_time_zone() -> None:
+    cfg = HubConfig.parse({"formulas": {"enabled": ["energy"], "energy": {"tz": {"lab": "Asia/Tokyo"}}}})
+    (formula,) = cfg.formulas
+    assert isinstance(formula, EnergyFormula)
+    assert formula.site_tz["lab"] == ZoneInfo("Asia/Tokyo") and str(formula.tz) == "UTC"
+
+
 @pytest.mark.parametrize(("formulas", "message"), [
+    ({"enabled": ["energy"], "energy": {"tz": {"lab": "Nowhere/Land"}}}, "formulas.energy.tz.lab: must be an IANA"),
     ({"enabled": ["magic"]}, "formulas.enabled[0]: must be one of"),
     ({"enabled": ["energy"], "energy": {"tz": "Mars/Base"}}, "formulas.energy.tz: must be an IANA time zone"),
     ({"enabled": ["energy"], "energy": {"gap": 5}}, "formulas.energy.gap: unknown key"),

@@ -52,8 +52,8 @@ class EnergyFormula(Formula):
     name = "energy"
     window_ms = HOUR_MS
 
-    def __init__(self, gap_ms: int, tz: ZoneInfo) -> None:
-        self.gap_ms, self.tz = gap_ms, tz
+    def __init__(self, gap_ms: int, tz: ZoneInfo, site_tz: dict[str, ZoneInfo] | None = None) -> None:
+        self.gap_ms, self.tz, self.site_tz = gap_ms, tz, site_tz or {}
         self.reach_ms = max(gap_ms, HOUR_MS)  # a blink's interval may reach far back
 
     def is_input(self, key: SeriesKey) -> bool:
@@ -79,18 +79,29 @@ class EnergyFormula(Formula):
 
     def _day(self, store: Store, hour: SeriesKey, day: SeriesKey, start_ms: int, kwh: float) -> Point:
         """The local day's total: its stored hours, with this hour's new value in place of the stored one."""
-        local = datetime.fromtimestamp(start_ms / 1000, self.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        tz = self.site_tz.get(day.site, self.tz)
+        local = datetime.fromtimestamp(start_ms / 1000, tz).replace(hour=0, minute=0, second=0, microsecond=0)
         a, b = int(local.timestamp() * 1000), int((local + timedelta(days=1)).timestamp() * 1000)
         hours = {p.ts_ms: p.number or 0.0 for p in store.points(hour, a, b, 100)}
         hours[start_ms] = kwh
         return derived(day, a, self.name, value=sum(hours.values()))
 
 
+def _zone(sec: Section, key: str, name: str) -> ZoneInfo:
+    if name != "UTC" and name not in available_timezones():
+        raise sec.error(key, f"must be an IANA time zone such as Europe/Copenhagen, not {name!r}")
+    return ZoneInfo(name)
+
+
 @register("energy")
 def energy(sec: Section, _machines: list[Machine]) -> Formula:
-    tz = sec.string("tz", "UTC")
-    if tz not in available_timezones() and tz != "UTC":
-        raise sec.error("tz", f"must be an IANA time zone such as Europe/Copenhagen, not {tz!r}")
-    formula = EnergyFormula(int(sec.number("gap_s", 300.0, positive=True) * 1000), ZoneInfo(tz))
+    """`tz = "Europe/Copenhagen"` for every site, or `tz = { lab = "Europe/Copenhagen", ... }` per site (UTC else)."""
+    raw = sec.data.get("tz", "UTC")
+    if isinstance(raw, dict):
+        site_tz = {site: _zone(sec, f"tz.{site}", str(name)) for site, name in sec.str_map("tz").items()}
+        default = ZoneInfo("UTC")
+    else:
+        site_tz, default = {}, _zone(sec, "tz", sec.string("tz", "UTC"))
+    formula = EnergyFormula(int(sec.number("gap_s", 300.0, positive=True) * 1000), default, site_tz)
     sec.finish()
     return formula
