@@ -73,11 +73,12 @@ class HubConfig:
 
 
 def parse_formulas(top: Section) -> list[Formula]:
-    """`[formulas] enabled = ["energy", ...]`, each with its own table `[formulas.energy]`."""
+    """`[formulas] enabled = ["energy", ...]` (default `["rollup"]`), each with its own table `[formulas.energy]`."""
     sec = top.table("formulas")
     machines = parse_machines(top)
     out = []
-    for i, name in enumerate(sec.str_list("enabled", [])):
+    # Rollups are on unless the list leaves them out: they are what makes long history ranges fast.
+    for i, name in enumerate(sec.str_list("enabled", ["rollup"])):
         if name not in FORMULAS:
             raise sec.error(f"enabled[{i}]", f"must be one of {', '.join(sorted(FORMULAS))}, not {name!r}")
         out.append(FORMULAS[name](sec.table(name), machines))

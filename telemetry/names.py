@@ -42,6 +42,8 @@ class SeriesKey:
         everything else (SPEC.md section 3)."""
         if self.channel.startswith("load"):
             return "load"
+        if self.channel.startswith("rollup-"):
+            return "rollup"  # the hub's own aggregates for fast history; never listed as a series
         return "energy" if self.channel.startswith("energy-") else "power"
 
     @property

@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from flask import Blueprint, Response, jsonify, request
 
+from hub.formulas.rollup import rollup_key
 from hub.stores import Bucket, StoreUnavailable
 from telemetry import Point, SeriesKey
+from telemetry.names import NameError_
 from web import state
 from web.errors import abort_json
-from web.params import query_int, series_key, time_range
+from web.params import now_ms, query_int, series_key, time_range
 
 bp = Blueprint("api", __name__)
 
@@ -70,6 +72,7 @@ def points(series_id: str) -> Response:
 
 
 DAY_MS = 86_400_000
+HOUR_MS, MINUTE_MS = 3_600_000, 60_000
 MAX_LOCAL_DAY_BUCKETS = 1000
 
 
@@ -91,7 +94,7 @@ def history(series_id: str) -> Response:
         n = DEFAULT_HISTORY_POINTS if n_points is None else n_points
         if not 1 <= n <= MAX_BUCKETS:
             abort_json(400, f"points must be between 1 and {MAX_BUCKETS}")
-        step_ms = max(1, math.ceil((to_ms - from_ms) / n))
+        step_ms = _auto_step(to_ms - from_ms, n)
     if step_ms < 1:
         abort_json(400, "step must be at least 1 ms")
     if (to_ms - from_ms) / step_ms > MAX_BUCKETS:
@@ -100,8 +103,40 @@ def history(series_id: str) -> Response:
     if tz is not None and step_ms % DAY_MS == 0:
         return jsonify(_local_days(key, from_ms, to_ms, step_ms // DAY_MS, tz))
     origin_ms = 0 if tz is None else _utc_offset_ms(tz, from_ms)  # hours and minutes on the viewer's clock
-    buckets = state().store.buckets(key, from_ms, to_ms, step_ms, origin_ms)
+    buckets = _from_rollups(key, from_ms, to_ms, step_ms, origin_ms)
+    if buckets is None:
+        buckets = state().store.buckets(key, from_ms, to_ms, step_ms, origin_ms)
     return jsonify([bucket_json(b, step_ms) for b in buckets])
+
+
+def _auto_step(span_ms: int, n: int) -> int:
+    """The step for `points=n`: whole minutes or hours from a minute on, so the rollups can answer."""
+    step = max(1, math.ceil(span_ms / n))
+    for period in (HOUR_MS, MINUTE_MS):
+        if step >= period:
+            return math.ceil(step / period) * period
+    return step
+
+
+def _from_rollups(key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin_ms: int) -> list[Bucket] | None:
+    """Buckets from the hub's minute or hour rollups where they answer exactly: the step and the range's start are
+    whole periods, the range ends on one (or now), and the rollups reach back to the range's first point."""
+    store = state().store
+    for period, period_ms in (("1h", HOUR_MS), ("1m", MINUTE_MS)):
+        aligned = step_ms % period_ms == 0 and (from_ms - origin_ms) % period_ms == 0
+        if not aligned or ((to_ms - origin_ms) % period_ms and to_ms < now_ms()):
+            continue
+        try:
+            rolled = rollup_key(key, period)
+        except NameError_:
+            return None
+        first = store.points(key, from_ms, to_ms, 1)
+        if not first:
+            return []
+        start = first[0].ts_ms - (first[0].ts_ms - origin_ms) % period_ms
+        if store.points(rolled, start, start + 1, 1):
+            return store.rollup_buckets(rolled, from_ms, to_ms, step_ms, origin_ms)
+    return None
 
 
 @functools.cache

@@ -64,8 +64,15 @@ class FormulaRunner:
         f = next(f for f in self.formulas if f.name == name)
         inputs = {info.key for info in self.store.series() if f.is_input(info.key)}
         written = 0
-        for start in range(from_ms // f.window_ms * f.window_ms, to_ms, f.window_ms):
-            written += self._write(f, f.compute(self.store, start, inputs))
+        day = 86_400_000  # a day at a time: results are written as they come, memory stays flat
+        for chunk in range(from_ms // f.window_ms * f.window_ms, to_ms, day):
+            end = min(to_ms, chunk + day)
+            points = f.compute_range(self.store, chunk, end, inputs)
+            if points is not None:
+                written += self._write(f, points)
+                continue
+            for start in range(chunk, end, f.window_ms):
+                written += self._write(f, f.compute(self.store, start, inputs))
         return written
 
     def _write(self, f: Formula, points: list[Point]) -> int:

@@ -60,6 +60,12 @@ class Store(ABC):
         """Non-empty buckets `origin + k*step` of the points in range, oldest first."""
 
     @abstractmethod
+    def rollup_buckets(self, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int,
+                       origin_ms: int = 0) -> list[Bucket]:
+        """Buckets of a `rollup-*` series (rows of n, sum_w, min_w, max_w, sum_ms, min_ms, max_ms, blink_wh),
+        combined: counts and sums added, the mean weighted by count."""
+
+    @abstractmethod
     def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
 

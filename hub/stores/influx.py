@@ -152,6 +152,17 @@ class InfluxStore(Store):
         return [Bucket(int(t), int(n), mean, lo, hi, None if sum_ms is None else int(sum_ms), min_ms, max_ms,
                        energy.get(int(t))) for t, n, mean, lo, hi, sum_ms, min_ms, max_ms in rows]
 
+    def rollup_buckets(self, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int,
+                       origin_ms: int = 0) -> list[Bucket]:
+        series = self.query(
+            f'SELECT sum(n), sum(sum_w), min(min_w), max(max_w), sum(sum_ms), min(min_ms), max(max_ms), '
+            f'sum(blink_wh) FROM "rollup" WHERE {_where(key, from_ms, to_ms)} '
+            f"GROUP BY time({int(step_ms)}ms, {int(origin_ms) % int(step_ms)}ms) fill(none)")
+        if not series:
+            return []
+        return [Bucket(int(t), int(n), sw / n, lo, hi, None if sms is None else int(sms), mn, mx, e)
+                for t, n, sw, lo, hi, sms, mn, mx, e in series[0]["values"] if n]
+
     def ping(self) -> None:
         resp = self._request("GET", "/ping")
         if resp.status_code != 204:

@@ -99,6 +99,8 @@ class SqliteStore(Store):
         with self._db() as db:
             for sid_num, sid in db.execute("SELECT id, sid FROM series ORDER BY sid").fetchall():
                 key = parse_series_id(sid)
+                if key.measurement == "rollup":
+                    continue
                 row = db.execute(
                     "SELECT ts, seq, w, ms, value, extra FROM points WHERE series = ? ORDER BY ts DESC LIMIT 1",
                     (sid_num,),
@@ -140,6 +142,25 @@ class SqliteStore(Store):
                    None if e is None else e / 3_600_000)
             for b, n, mean, lo, hi, sum_ms, min_ms, max_ms, e in rows
         ]
+
+    def rollup_buckets(self, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int,
+                       origin_ms: int = 0) -> list[Bucket]:
+        def x(field: str) -> str:
+            return f"json_extract(extra, '$.{field}')"
+
+        with self._db() as db:
+            sid = self._series_id(db, key.id, False)
+            if sid is None:
+                return []
+            rows = db.execute(
+                f"SELECT CASE WHEN ts >= :o THEN (ts - :o) / :s ELSE (ts - :o - :s + 1) / :s END AS b, "
+                f"sum({x('n')}), sum({x('sum_w')}), min({x('min_w')}), max({x('max_w')}), sum({x('sum_ms')}), "
+                f"min({x('min_ms')}), max({x('max_ms')}), sum({x('blink_wh')}) "
+                f"FROM points WHERE series = :id AND ts >= :f AND ts < :t GROUP BY b ORDER BY b",
+                {"o": origin_ms, "s": step_ms, "id": sid, "f": from_ms, "t": to_ms},
+            ).fetchall()
+        return [Bucket(origin_ms + b * step_ms, int(n), sw / n, lo, hi, None if sms is None else int(sms), mn, mx, e)
+                for b, n, sw, lo, hi, sms, mn, mx, e in rows if n]
 
     def ping(self) -> None:
         try:

@@ -1,0 +1,61 @@
+"""Rollups: `/history` answers aligned long ranges from the hub's minute and hour rows with the same buckets the raw
+points give, and falls back to the raw points where the rollups cannot answer exactly."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+
+from hub.formulas import FormulaRunner
+from hub.formulas.rollup import Rollup
+from hub.stores import Store
+from telemetry import Point, SeriesKey
+from web import create_app
+
+HOUR = 3_600_000
+T0 = 1_700_000_000_000 // HOUR * HOUR
+SAMPLED, BLINKS = SeriesKey("lab", "node17", "power"), SeriesKey("lab", "mainmeter", "power")
+
+
+@pytest.fixture
+def client(store: Store, store_url: str) -> FlaskClient:
+    store.write([Point(SAMPLED, T0 + i * 1000, i + 1, {"w": 100.0 + i % 37}) for i in range(3 * 3600)])
+    store.write([Point(BLINKS, T0 + 500 + i * 2000, i + 1, {"w": 1800.0, "ms": 2000}) for i in range(3 * 1800)])
+    assert FormulaRunner(store, [Rollup()]).replay("rollup", T0, T0 + 3 * HOUR) > 0
+    return create_app({"store": {"url": store_url}, "web": {"live": False}}).test_client()
+
+
+def history(client: FlaskClient, key: SeriesKey, query: str) -> list[dict[str, float]]:
+    resp = client.get(f"/api/v1/series/{key.id}/history?{query}")
+    assert resp.status_code == 200, resp.data
+    return resp.get_json()
+
+
+@pytest.mark.parametrize("key", [SAMPLED, BLINKS])
+@pytest.mark.parametrize("step", [HOUR, 600_000, 60_000])
+def test_rollups_give_the_raw_answer(client: FlaskClient, store: Store, key: SeriesKey, step: int) -> None:
+    rolled = history(client, key, f"from={T0}&to={T0 + 3 * HOUR}&step={step}")
+    raw = store.buckets(key, T0, T0 + 3 * HOUR, step)
+    assert len(rolled) == len(raw) == 3 * HOUR // step
+    for r, b in zip(rolled, raw, strict=True):
+        assert (r["ts"], r["count"], r["min_w"], r["max_w"]) == (b.start_ms, b.count, b.min, b.max)
+        assert r["mean_w"] == pytest.approx(b.mean)
+    if key == BLINKS:
+        assert rolled[0]["wh"] == pytest.approx(1800.0 * step / HOUR)  # the blinks' exact energy
+
+
+def test_history_uses_the_rollups(client: FlaskClient, store: Store) -> None:
+    store.write([Point(SAMPLED, T0 + 500, 99_999, {"w": 1e6})])  # stored, but no rollup has seen it yet
+    rolled = history(client, SAMPLED, f"from={T0}&to={T0 + HOUR}&step={HOUR}")
+    raw = history(client, SAMPLED, f"from={T0}&to={T0 + HOUR}&step={HOUR + 1}")
+    assert rolled[0]["max_w"] < 1e6 <= raw[0]["max_w"]
+
+
+def test_auto_step_is_whole_minutes_or_hours(client: FlaskClient) -> None:
+    body = history(client, SAMPLED, f"from={T0}&to={T0 + 3 * HOUR}&points=100")
+    assert {b["ts"] % 120_000 for b in body} == {0} and len(body) == 90  # 108 s rounds up to 2 minutes
+
+
+def test_rollup_series_are_not_listed(client: FlaskClient) -> None:
+    ids = [s["id"] for s in client.get("/api/v1/series").get_json()]
+    assert ids == sorted([SAMPLED.id, BLINKS.id])
