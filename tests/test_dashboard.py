@@ -144,6 +144,12 @@ def test_machine_view_stacks_its_outlets(page: tuple[Page, list[str]], artifacts
     pg.locator("#overview td.machine a").first.click()
     expect(pg.locator("#detail-title")).to_have_text("machine web-01")
     expect(pg.locator("#legend .entry")).to_have_count(2)
+    # Slow answers, so that "stacked" is ticked while the day is still loading: it must stack the day, not the
+    # ten minutes still on screen (a race CI once caught).
+    cdp = pg.context.new_cdp_session(pg)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions",
+             {"offline": False, "latency": 400, "downloadThroughput": -1, "uploadThroughput": -1})
     pg.click("text=24 h")
     pg.check("#stack")
     expect(pg.locator("#chart path.area[d]")).to_have_count(2)

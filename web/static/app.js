@@ -18,7 +18,7 @@ if (tokenMatch) {
 }
 const token = sessionStorage.getItem("powerhub-token");
 
-const state = { all: [], ids: [], title: "", spanMs: 600000, live: true, source: null, loadSeq: 0 };
+const state = { all: [], ids: [], title: "", spanMs: 600000, live: true, source: null, loadSeq: 0, range: [0, 0] };
 const chart = new Chart("#chart", "#tooltip", (from, to) => zoomTo(from, to), () => goLive());
 
 function setStatus(text) { d3.select("#status").text(text); }
@@ -39,6 +39,7 @@ function label(id) {
 // (so stacked series share timestamps).
 async function load(from, to) {
   const seq = ++state.loadSeq;
+  state.range = [from, to];  // what is asked for, even before it is on screen
   const raw = to - from <= RAW_MAX_SPAN_MS && !d3.select("#stack").property("checked");
   const step = Math.max(1, Math.ceil((to - from) / CHART.width));
   const results = await Promise.all(state.ids.map(async (id) => {
@@ -200,8 +201,8 @@ d3.selectAll("#ranges button").on("click", function () {
 
 d3.select("#stack").on("change", function () {
   chart.stacked = this.checked;
-  const [from, to] = chart.domain;
-  load(from, to).catch(fail);
+  if (state.live) goLive();
+  else load(...state.range).catch(fail);
 });
 
 async function start() {
