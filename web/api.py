@@ -130,12 +130,13 @@ def _from_rollups(key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin
             rolled = rollup_key(key, period)
         except NameError_:
             return None
-        first = store.points(key, from_ms, to_ms, 1)
-        if not first:
-            return []
-        start = first[0].ts_ms - (first[0].ts_ms - origin_ms) % period_ms
-        if store.points(rolled, start, start + 1, 1):
-            return store.rollup_buckets(rolled, from_ms, to_ms, step_ms, origin_ms)
+        # The rollups answer if they begin where the range's points do: their first row is found in a series
+        # thousands of times smaller, and the raw points are only looked at before it (usually no span at all).
+        first_row = store.points(rolled, from_ms, to_ms, 1)
+        begins = first_row[0].ts_ms if first_row else to_ms
+        if begins > from_ms and store.points(key, from_ms, begins, 1):
+            continue
+        return store.rollup_buckets(rolled, from_ms, to_ms, step_ms, origin_ms) if first_row else []
     return None
 
 
