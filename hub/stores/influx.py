@@ -44,6 +44,10 @@ def _clamp(ms: int) -> int:
     return max(0, min(int(ms), MAX_TS_MS + 1))
 
 
+def _group_by(step_ms: int, origin_ms: int) -> str:
+    return f"GROUP BY time({int(step_ms)}ms, {int(origin_ms) % int(step_ms)}ms) fill(none)"
+
+
 def _time(from_ms: int, to_ms: int) -> str:
     return f"time >= {_clamp(from_ms)}ms AND time < {_clamp(to_ms)}ms"
 
@@ -135,7 +139,7 @@ class InfluxStore(Store):
 
     def buckets(self, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin_ms: int = 0) -> list[Bucket]:
         main = key.main_field
-        group = f"GROUP BY time({int(step_ms)}ms, {int(origin_ms) % int(step_ms)}ms) fill(none)"
+        group = _group_by(step_ms, origin_ms)
         where = _where(key, from_ms, to_ms)
         series = self.query(f'SELECT count({main}), mean({main}), min({main}), max({main}), sum(ms), min(ms), '
                             f'max(ms) FROM "{key.measurement}" WHERE {where} {group}')
@@ -157,7 +161,7 @@ class InfluxStore(Store):
         series = self.query(
             f'SELECT sum(n), sum(sum_w), min(min_w), max(max_w), sum(sum_ms), min(min_ms), max(max_ms), '
             f'sum(blink_wh) FROM "rollup" WHERE {_where(key, from_ms, to_ms)} '
-            f"GROUP BY time({int(step_ms)}ms, {int(origin_ms) % int(step_ms)}ms) fill(none)")
+            f"{_group_by(step_ms, origin_ms)}")
         if not series:
             return []
         return [Bucket(int(t), int(n), sw / n, lo, hi, None if sms is None else int(sms), mn, mx, e)

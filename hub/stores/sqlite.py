@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from hub.stores.base import Bucket, SeriesInfo, Store, StoreUnavailable, register
@@ -123,20 +124,24 @@ class SqliteStore(Store):
             rows.reverse()
         return [_row_to_point(key, *row) for row in rows]
 
-    def buckets(self, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin_ms: int = 0) -> list[Bucket]:
-        main = key.main_field
+    def _grouped(self, key: SeriesKey, aggregates: str, from_ms: int, to_ms: int, step_ms: int, origin_ms: int,
+                 where: str = "") -> list[tuple[Any, ...]]:
+        """`(bucket number, *aggregates)` rows of the series' points in range, buckets `origin + k*step`."""
         with self._db() as db:
             sid = self._series_id(db, key.id, False)
             if sid is None:
                 return []
-            rows = db.execute(
+            return db.execute(
                 # Floor division also for points before the origin (SQLite's `/` truncates toward zero).
-                f"SELECT CASE WHEN ts >= :o THEN (ts - :o) / :s ELSE (ts - :o - :s + 1) / :s END AS b, "
-                f"count({main}), avg({main}), min({main}), max({main}), sum(ms), min(ms), max(ms), sum(w * ms) "
-                f"FROM points WHERE series = :id AND ts >= :f AND ts < :t AND {main} IS NOT NULL "
-                f"GROUP BY b ORDER BY b",
+                f"SELECT CASE WHEN ts >= :o THEN (ts - :o) / :s ELSE (ts - :o - :s + 1) / :s END AS b, {aggregates} "
+                f"FROM points WHERE series = :id AND ts >= :f AND ts < :t {where} GROUP BY b ORDER BY b",
                 {"o": origin_ms, "s": step_ms, "id": sid, "f": from_ms, "t": to_ms},
             ).fetchall()
+
+    def buckets(self, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin_ms: int = 0) -> list[Bucket]:
+        main = key.main_field
+        rows = self._grouped(key, f"count({main}), avg({main}), min({main}), max({main}), sum(ms), min(ms), max(ms), "
+                                  "sum(w * ms)", from_ms, to_ms, step_ms, origin_ms, f"AND {main} IS NOT NULL")
         return [
             Bucket(origin_ms + b * step_ms, n, mean, lo, hi, sum_ms, min_ms, max_ms,
                    None if e is None else e / 3_600_000)
@@ -145,20 +150,10 @@ class SqliteStore(Store):
 
     def rollup_buckets(self, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int,
                        origin_ms: int = 0) -> list[Bucket]:
-        def x(field: str) -> str:
-            return f"json_extract(extra, '$.{field}')"
-
-        with self._db() as db:
-            sid = self._series_id(db, key.id, False)
-            if sid is None:
-                return []
-            rows = db.execute(
-                f"SELECT CASE WHEN ts >= :o THEN (ts - :o) / :s ELSE (ts - :o - :s + 1) / :s END AS b, "
-                f"sum({x('n')}), sum({x('sum_w')}), min({x('min_w')}), max({x('max_w')}), sum({x('sum_ms')}), "
-                f"min({x('min_ms')}), max({x('max_ms')}), sum({x('blink_wh')}) "
-                f"FROM points WHERE series = :id AND ts >= :f AND ts < :t GROUP BY b ORDER BY b",
-                {"o": origin_ms, "s": step_ms, "id": sid, "f": from_ms, "t": to_ms},
-            ).fetchall()
+        fields = ("sum", "n"), ("sum", "sum_w"), ("min", "min_w"), ("max", "max_w"), ("sum", "sum_ms"), \
+            ("min", "min_ms"), ("max", "max_ms"), ("sum", "blink_wh")
+        aggregates = ", ".join(f"{fn}(json_extract(extra, '$.{name}'))" for fn, name in fields)
+        rows = self._grouped(key, aggregates, from_ms, to_ms, step_ms, origin_ms)
         return [Bucket(origin_ms + b * step_ms, int(n), sw / n, lo, hi, None if sms is None else int(sms), mn, mx, e)
                 for b, n, sw, lo, hi, sms, mn, mx, e in rows if n]
 
