@@ -17,6 +17,7 @@ from edge_agent.publisher import Publisher
 from edge_agent.readers import Reader, ReaderContext
 from edge_agent.readers.base import Fields
 from telemetry import NameError_, Point, SeriesKey, data_topic, encode_points
+from telemetry.sdnotify import serve_until
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,10 @@ class Stamper:
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, stdout: TextIO | None = None) -> None:
+    def __init__(self, cfg: AgentConfig, stdout: TextIO | None = None, stop: threading.Event | None = None) -> None:
         self.cfg = cfg
         self.clock = Clock()
-        self.stop_event = threading.Event()
+        self.stop_event = stop or threading.Event()
         self.counters: Counter[str] = Counter()
         self._stdout = stdout
         self._seq = 0
@@ -150,6 +151,11 @@ class Agent:
         if self.outbox is not None:
             self.outbox.close()
 
+    def healthy(self) -> bool:
+        """For systemd's watchdog: every reader's thread and the publisher's loop still run."""
+        publishing = self.publisher is None or self.publisher.healthy()
+        return publishing and all(t.is_alive() for t in self._threads)
+
     def metrics(self) -> dict[str, int]:
         out = dict(self.counters)
         if self.publisher is not None:
@@ -158,10 +164,10 @@ class Agent:
 
 
 def run(cfg: AgentConfig, stdout: bool, stop: threading.Event) -> None:
-    agent = Agent(cfg, sys.stdout if stdout else None)
+    # The agent sets `stop` itself when its output is gone (`--stdout | head`).
+    agent = Agent(cfg, sys.stdout if stdout else None, stop)
     agent.start()
     log.info("agent %s.%s running %d readers", cfg.site, cfg.name, len(cfg.readers))
-    while not stop.wait(0.5) and not agent.stop_event.is_set():
-        pass
+    serve_until(stop, agent.healthy)
     agent.stop()
     log.info("agent stopped: %s", json.dumps(agent.metrics()))

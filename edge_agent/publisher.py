@@ -19,6 +19,7 @@ from edge_agent.outbox import Outbox, OutboxFull
 from telemetry import Point, data_topic, encode_points, status_topic
 from telemetry.config import MqttConfig
 from telemetry.mqtt import connect_async, make_client, status_payload
+from telemetry.sdnotify import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Publisher:
         self._cursor = 0
         self._unsettled: list[int] = []  # acknowledged by the broker, not yet deleted from the outbox
         self._thread = threading.Thread(target=self._drain_loop, name="publisher", daemon=True)
+        self.heartbeat = Heartbeat()
 
     def start(self) -> None:
         connect_async(self.client, self.cfg)
@@ -80,6 +82,10 @@ class Publisher:
                 info.wait_for_publish(timeout_s)
         self.client.disconnect()
         self.client.loop_stop()
+
+    def healthy(self) -> bool:
+        # The loop turns every 0.5 s at most, unless an outbox call or a publish hangs: a minute is wedged.
+        return self._thread.is_alive() and self.heartbeat.fresh(60.0)
 
     def _status(self, state: str) -> bytes:
         return status_payload(state, self._now_ms(), self.version, self._devices())
@@ -110,6 +116,7 @@ class Publisher:
 
     def _drain_loop(self) -> None:
         while not self._stop.is_set():
+            self.heartbeat.beat()
             self._wake.wait(0.5)
             self._wake.clear()
             self._settle_acks()

@@ -13,6 +13,7 @@ from hub.stores import open_store
 from hub.subscriber import Subscriber
 from telemetry.config import redact_url
 from telemetry.metrics import Metrics
+from telemetry.sdnotify import serve_until
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def run(cfg: HubConfig, stop: threading.Event) -> None:
     http = HubHttp(*cfg.listen, metrics, sub.agents) if cfg.listen else None
     if http:
         http.start()
-    stop.wait()
+    serve_until(stop, sub.healthy)
     if http:
         http.stop()
     sub.stop()

@@ -23,6 +23,7 @@ from telemetry import PayloadError, Point, TopicError, decode_payload, parse_dat
 from telemetry.config import MqttConfig
 from telemetry.metrics import Metrics
 from telemetry.mqtt import connect_async, make_client
+from telemetry.sdnotify import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Subscriber:
         self._queue: queue.Queue[Message] = queue.Queue(maxsize=queue_messages)
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
+        self.heartbeat = Heartbeat()
         self.connected = threading.Event()
         self._connection = 0
         self.ha: HomeAssistant | None = None
@@ -86,6 +88,10 @@ class Subscriber:
             self.ha.stop()
         self.client.disconnect()
         self.client.loop_stop()
+
+    def healthy(self) -> bool:
+        """For systemd's watchdog: the writer still turns (it beats at least every RETRY_MAX_S, even idle)."""
+        return self._writer.is_alive() and self.heartbeat.fresh(2 * RETRY_MAX_S)
 
     def _on_connect(self, client: paho.Client, _u: object, flags: object, reason: object, _p: object) -> None:
         if getattr(reason, "is_failure", False):
@@ -152,6 +158,7 @@ class Subscriber:
 
     def _write_loop(self) -> None:
         while not (self._stop.is_set() and self._queue.empty()):
+            self.heartbeat.beat()
             batch = self._take_batch()
             if batch:
                 self._store_and_ack(batch)
@@ -191,6 +198,7 @@ class Subscriber:
                 self.metrics.inc("powerhub_store_errors_total")
                 if self._stop.wait(delay_s):
                     return  # unacknowledged: the broker redelivers them to the next hub session
+                self.heartbeat.beat()  # waiting for the store is not being stuck
                 delay_s = min(RETRY_MAX_S, delay_s * 2)
         for m in batch:
             # After a reconnect the broker resends what we had not acknowledged, under ids that may now name other

@@ -6,10 +6,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import urllib.error
+import urllib.request
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from telemetry.sdnotify import serve_until
 from web import state
 
 log = logging.getLogger(__name__)
@@ -62,8 +65,24 @@ class WebServer:
             state().live.stop()
 
 
+    def answers(self, timeout_s: float = 5.0) -> bool:
+        """For systemd's watchdog: the server still answers HTTP (any status: a store that is down is not ours to fix
+        by a restart, a server that no longer accepts is)."""
+        host = str(self.server.server_address[0])
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        host = f"[{host}]" if ":" in host else host
+        prefix = self.app.extensions["powerhub"].config.url_prefix
+        try:
+            with urllib.request.urlopen(f"http://{host}:{self.port}{prefix}/healthz", timeout=timeout_s):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+
+
 def serve(app: Flask, stop: threading.Event) -> None:
     server = WebServer(app)
     server.start()
-    stop.wait()
+    serve_until(stop, server.answers)
     server.stop()
