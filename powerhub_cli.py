@@ -158,9 +158,10 @@ def cmd_mqtt_acl(doc: dict[str, Any], args: argparse.Namespace) -> None:
 
     from hub import mqtt_acl
 
-    found = mqtt_acl.write(doc, Path(args.out))
-    print(f"wrote {args.out}/passwd and {args.out}/acl for {len(found)} accounts: "
-          + ", ".join(a.username for a in found))
+    found, changed = mqtt_acl.write(doc, Path(args.out))
+    # The last line is for the playbook: `changed: nothing` means no reload is needed.
+    print(f"{len(found)} accounts: " + ", ".join(a.username for a in found))
+    print("changed: " + (" and ".join(f"{args.out}/{name}" for name in changed) if changed else "nothing"))
 
 
 def cmd_token(_doc: dict[str, Any], _args: argparse.Namespace) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -76,16 +77,45 @@ def acl_text(accounts: list[Account]) -> str:
     return "\n".join(lines)
 
 
-def passwd_text(accounts: list[Account]) -> str:
-    return "".join(f"{a.username}:{mosquitto_hash(a.password)}\n" for a in accounts)
+def verifies(line_hash: str, password: str) -> bool:
+    """Whether a `$7$iterations$salt$key` hash is of this password (so it can be kept as it is)."""
+    parts = line_hash.split("$")
+    if len(parts) != 5 or parts[1] != "7" or not parts[2].isdigit():
+        return False
+    try:
+        salt, key = base64.b64decode(parts[3]), base64.b64decode(parts[4])
+    except ValueError:
+        return False
+    return hmac.compare_digest(hashlib.pbkdf2_hmac("sha512", password.encode(), salt, int(parts[2]), len(key)), key)
 
 
-def write(doc: dict[str, object], out_dir: Path) -> list[Account]:
+def passwd_text(accounts: list[Account], old_text: str = "") -> str:
+    """Each account's line; one whose old hash still verifies is kept as it was, so a re-run changes no byte
+    (a new salt each time would make every `ansible-playbook` run a change and a broker reload)."""
+    old = dict(line.split(":", 1) for line in old_text.splitlines() if ":" in line)
+    lines = []
+    for a in accounts:
+        kept = old.get(a.username, "")
+        lines.append(f"{a.username}:{kept if verifies(kept, a.password) else mosquitto_hash(a.password)}\n")
+    return "".join(lines)
+
+
+def write(doc: dict[str, object], out_dir: Path) -> tuple[list[Account], list[str]]:
+    """Write `passwd` and `acl` where they differ from what is there; returns the accounts and the files changed."""
     found = accounts(doc)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_private(out_dir / "passwd", passwd_text(found))
-    (out_dir / "acl").write_text(acl_text(found))
-    return found
+    passwd, acl = out_dir / "passwd", out_dir / "acl"
+    old_passwd = passwd.read_text() if passwd.exists() else ""
+    changed = []
+    new_passwd = passwd_text(found, old_passwd)
+    if new_passwd != old_passwd or passwd.stat().st_mode & 0o777 != 0o600:
+        _write_private(passwd, new_passwd)
+        changed.append("passwd")
+    new_acl = acl_text(found)
+    if not acl.exists() or acl.read_text() != new_acl:
+        acl.write_text(new_acl)
+        changed.append("acl")
+    return found, changed
 
 
 def _write_private(path: Path, text: str) -> None:

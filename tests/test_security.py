@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
-from hub.mqtt_acl import mosquitto_hash
+from hub.mqtt_acl import mosquitto_hash, verifies
 from hub.stores import open_store
 from hub.subscriber import Subscriber
 from powerhub_cli import main
@@ -145,6 +145,26 @@ def test_mqtt_acl_files(secure: tuple[Path, Pki, SecureBroker, dict[str, Any]]) 
     assert "secret" not in passwd and all(line.split(":")[1].startswith("$7$101$") for line in passwd.splitlines())
     assert (d / "acl" / "passwd").stat().st_mode & 0o777 == 0o600
     assert mosquitto_hash("pw", b"0" * 12) == mosquitto_hash("pw", b"0" * 12) != mosquitto_hash("pw", b"1" * 12)
+
+
+def test_mqtt_acl_rerun_changes_nothing_and_rotation_changes_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = inventory_doc(tmp_path, "sec")
+    config = tmp_path / "inventory.toml"
+    config.write_text(_toml(doc))
+    args = ["mqtt-acl", "--config", str(config), "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"changed: {tmp_path}/out/passwd and {tmp_path}/out/acl"
+    before = (tmp_path / "out" / "passwd").read_text()
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "changed: nothing"
+    assert (tmp_path / "out" / "passwd").read_text() == before
+    secret_file(tmp_path / "lab-pi.pass", "rotated")
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"changed: {tmp_path}/out/passwd"
+    old, new = before.splitlines(), (tmp_path / "out" / "passwd").read_text().splitlines()
+    assert old[0] != new[0] and old[1:] == new[1:]
+    assert verifies(new[0].split(":", 1)[1], "rotated") and not verifies(old[0].split(":", 1)[1], "rotated")
 
 
 def run_hub(cfg: MqttConfig, tmp_path: Path, client_id: str) -> Subscriber:
