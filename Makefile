@@ -43,8 +43,11 @@ $(SNMPSIM_VENV)/.installed:
 demo: $(BIN)/.installed
 	$(BIN)/powerhub demo
 
+# ansible-lint offline: it must not try to fetch collections (the `ansible` package brings the ones we use).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	cd ansible && PATH=$(abspath $(BIN)):$$PATH $(abspath $(BIN))/ansible-lint --profile production --offline -q
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/ansible-playbook -i ansible/inventory.example ansible/site.yml --syntax-check
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy

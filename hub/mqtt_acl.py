@@ -119,9 +119,13 @@ def write(doc: dict[str, object], out_dir: Path) -> tuple[list[Account], list[st
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Written 0600 from the first byte: hashes are still worth guarding."""
+    """Written 0600 from the first byte: hashes are still worth guarding. A file replaced keeps its owner (the broker's
+    user, who reads it again on reload)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+        if path.exists() and os.geteuid() == 0:
+            old = path.stat()
+            os.fchown(fh.fileno(), old.st_uid, old.st_gid)
     os.replace(tmp, path)

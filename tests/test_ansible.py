@@ -320,3 +320,21 @@ def test_database_tasks_against_the_running_influxdb(running: tuple[Deployment, 
     assert ["powerhub", "9600h0m0s"] in [row[:2] for row in rows if row[4]]  # 400 days, the default policy
     again, _ = play(deployed.inventory, "--tags", "influxdb_database", "-e", "powerhub_manage_services=true")
     assert again == 0
+
+
+def test_rotating_an_agents_password_changes_its_line_and_secret_only(deployed: Deployment) -> None:
+    from hub.mqtt_acl import verifies
+
+    passwd = deployed.root / "etc/mosquitto/powerhub/passwd"
+    before = dict(line.split(":", 1) for line in passwd.read_text().splitlines())
+    hosts = deployed.inventory / "hosts.yml"
+    inventory = json.loads(hosts.read_text())
+    inventory["all"]["vars"]["edge_agent_mqtt_password"] = "rotated-secret"
+    hosts.write_text(json.dumps(inventory, indent=1))
+    changed, out = play(deployed.inventory)
+    after = dict(line.split(":", 1) for line in passwd.read_text().splitlines())
+    assert after["hub"] == before["hub"] and after["lab-pi"] != before["lab-pi"]
+    assert verifies(after["lab-pi"], "rotated-secret")
+    assert (deployed.root / "etc/powerhub/secrets/agent/mqtt.pass").read_text() == "rotated-secret"
+    # The broker's copy of the password, its passwd file (same owner) and the agent's secret: nothing else.
+    assert changed == 3, "\n".join(line for line in out.splitlines() if line.startswith(("TASK", "changed")))
