@@ -233,6 +233,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "web" and argv is None and not args.print_config:
+        # Run as a program (not called from tests): patch before the app's modules are imported, so their sockets,
+        # locks and queues cooperate with gevent's server (web/server.py).
+        from gevent import monkey
+
+        monkey.patch_all()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -20,10 +20,12 @@ from pathlib import Path
 
 import requests
 
+from bench.edge import edge_figures
+from bench.sse import sse_figures
 from edge_agent.outbox import Outbox
 from hub.formulas import FormulaRunner
 from hub.formulas.rollup import Rollup
-from hub.stores import open_store
+from hub.stores import Store, open_store
 from hub.stores.influx import to_line
 from telemetry import Point, SeriesKey, encode_points
 from telemetry.config import MqttConfig, Section
@@ -154,12 +156,12 @@ def single_publish(broker: Mosquitto, pts: list[Point]) -> Callable[[], None]:
     return go
 
 
-def history_figures(influx: InfluxDB, n: int) -> dict[str, float]:
-    """A year of 10 s data for one series, asked for at ~1000 points through the API (which answers from the hour
-    rollups) and as the same InfluxQL GROUP BY over the raw points."""
+def history_figures(url: str, n: int, raw_ms_of: Callable[[Store, SeriesKey, int, int, int], None],
+                    name: str = "") -> dict[str, float]:
+    """A year of 10 s data for one series in the store at `url`, asked for at ~1000 points through the API (which
+    answers from the hour rollups), against the same aggregation over the raw points (`raw_ms_of`)."""
     hour = 3_600_000
     base = T0 // hour * hour
-    url = f"influxdb://127.0.0.1:{influx.port}/benchyear"
     store = open_store(url)
     key = SeriesKey("bench", "year", "power")
     for i in range(0, n, 100_000):
@@ -179,17 +181,30 @@ def history_figures(influx: InfluxDB, n: int) -> dict[str, float]:
         body = requests.get(api, timeout=120).json()
         api_ms = (time.perf_counter() - t0) * 1000
         step = -(-span // 1000 // hour) * hour
-        q = (f"SELECT mean(w), min(w), max(w), count(w) FROM power WHERE device = 'year' AND time >= {base}ms "
-             f"AND time < {base + span}ms GROUP BY time({step}ms) fill(none)")
         t0 = time.perf_counter()
-        store.query(q)  # type: ignore[attr-defined]
+        raw_ms_of(store, key, base, base + span, step)
         raw_ms = (time.perf_counter() - t0) * 1000
     finally:
         server.stop()
         store.close()
     assert len(body) >= 900, len(body)
+    if name:
+        return {f"history_{name}_year_ms": round(api_ms, 1),
+                f"history_{name}_speedup_vs_raw": round(raw_ms / api_ms, 2),
+                f"history_{name}_year_raw_ms": round(raw_ms, 1),
+                f"rollup_build_{name}_year_s": round(build_s, 1)}
     return {"history_year_ms": round(api_ms, 1), "history_speedup_vs_influx_raw": round(raw_ms / api_ms, 2),
             "history_year_raw_influxql_ms": round(raw_ms, 1), "rollup_build_year_s": round(build_s, 1)}
+
+
+def influxql_group_by(store: Store, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int) -> None:
+    q = (f"SELECT mean(w), min(w), max(w), count(w) FROM power WHERE device = '{key.device}' AND time >= {from_ms}ms "
+         f"AND time < {to_ms}ms GROUP BY time({step_ms}ms) fill(none)")
+    store.query(q)  # type: ignore[attr-defined]
+
+
+def raw_buckets(store: Store, key: SeriesKey, from_ms: int, to_ms: int, step_ms: int) -> None:
+    store.buckets(key, from_ms, to_ms, step_ms)  # the store's own GROUP BY over the raw points
 
 
 def outbox_drain(work: Path, broker: Mosquitto, n: int) -> float:
@@ -225,6 +240,8 @@ def main() -> int:
     ap.add_argument("--single-points", type=int, default=50_000)
     ap.add_argument("--year-points", type=int, default=3_153_600)
     ap.add_argument("--drain-points", type=int, default=200_000)
+    ap.add_argument("--sse-clients", type=int, default=1000)
+    ap.add_argument("--sse-seconds", type=float, default=30.0)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="powerhub-bench-"))
     (work / "influx").mkdir()
@@ -250,7 +267,12 @@ def main() -> int:
         results["ingest_single_pts_per_s"] = round(rate1)
         results["hub_rss_mb"] = round(max(hub_mb, hub_mb1), 1)
         results["outbox_drain_pts_per_s"] = round(outbox_drain(work, broker, args.drain_points))
-        results.update(history_figures(influx, args.year_points))
+        results.update(history_figures(f"influxdb://127.0.0.1:{influx.port}/benchyear", args.year_points,
+                                       influxql_group_by))
+        results.update(history_figures(f"sqlite:///{work}/year.sqlite", args.year_points, raw_buckets, "sqlite"))
+        results.update(edge_figures(work))
+        results.update(sse_figures(work, broker, args.sse_clients, 10.0, args.sse_seconds))
+        results.update(sse_figures(work, broker, args.sse_clients, 10.0, args.sse_seconds, "threads"))
     finally:
         broker.stop()
         influx.stop()
