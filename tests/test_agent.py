@@ -233,3 +233,20 @@ def test_redact_url_hides_only_the_password() -> None:
 
     assert redact_url("influxdb://hub:s3cret@127.0.0.1:8086/powerhub") == "influxdb://hub:***@127.0.0.1:8086/powerhub"
     assert redact_url("sqlite:///var/lib/p.sqlite") == "sqlite:///var/lib/p.sqlite"
+
+
+def test_reader_libraries_load_only_for_kinds_configured(tmp_path: Path) -> None:
+    """An agent reading one blink meter does not carry pysnmp and pyghmi (~20 MB of a Pi's memory)."""
+    code = (
+        "import sys\n"
+        "from edge_agent.config import AgentConfig\n"
+        "AgentConfig.parse({'agent': {'site': 'lab', 'name': 'pi', 'outbox': sys.argv[1],\n"
+        "    'readers': [{'kind': 'blip_serial', 'device': 'm', 'port': '/dev/null'}]}})\n"
+        "print(sorted(m for m in ('pysnmp', 'pyghmi', 'serial') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "o.sqlite")], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "['serial']"
+    with pytest.raises(ConfigError, match=r"agent.readers\[0\].kind: unknown reader kind 'nope' \(known: blip_serial, "
+                                          r"host_load, ipmi_dcmi, simulated, snmp_pdu\)"):
+        AgentConfig.parse({"agent": {"site": "lab", "name": "pi", "readers": [{"kind": "nope"}]}})

@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import AgentConfig
-from edge_agent.readers import READERS
+from edge_agent.readers import BUILTIN
 from tests.conftest import secret_file
 
 DOCS = Path(__file__).parent.parent / "docs" / "readers"
 
 
 def test_every_reader_kind_has_a_sample() -> None:
-    assert {p.stem for p in DOCS.glob("*.toml")} == set(READERS)
+    assert {p.stem for p in DOCS.glob("*.toml")} == set(BUILTIN)
 
 
-@pytest.mark.parametrize("kind", sorted(READERS))
+@pytest.mark.parametrize("kind", sorted(BUILTIN))
 def test_sample_parses_with_its_commented_defaults(kind: str, tmp_path: Path) -> None:
     text = (DOCS / f"{kind}.toml").read_text()
     # Secret files the sample names are made here, so the sample is checked as a deployed config would be.

@@ -1,9 +1,5 @@
-"""Reader kinds; importing this package registers every built-in kind."""
+"""Reader kinds. The built-in ones (`BUILTIN`) are imported when a config names them (`reader_class`)."""
 
-from edge_agent.readers import blip_serial, host_load, ipmi_dcmi, simulated, snmp_pdu
-from edge_agent.readers.base import READERS, Reader, ReaderContext, reader_from_config, register
+from edge_agent.readers.base import BUILTIN, READERS, Reader, ReaderContext, reader_class, reader_from_config, register
 
-__all__ = [
-    "READERS", "Reader", "ReaderContext", "blip_serial", "host_load", "ipmi_dcmi", "reader_from_config", "register",
-    "simulated", "snmp_pdu",
-]
+__all__ = ["BUILTIN", "READERS", "Reader", "ReaderContext", "reader_class", "reader_from_config", "register"]
