@@ -12,8 +12,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+# pyghmi's Session, not its Command: the raw DCMI command is all we send, and Command's import (SDR, FRU, OEM
+# handlers) would cost the agent another 9 MB.
 from pyghmi.exceptions import IpmiException
-from pyghmi.ipmi import command as ipmi_command
+from pyghmi.ipmi.private import session as ipmi_session
 
 from edge_agent.readers.base import Fields, Reader, ReaderContext, register
 from telemetry.config import Section
@@ -47,15 +49,12 @@ def parse_power_reading(data: bytes) -> Fields:
     return {"w": float(current), "min_w": float(minimum), "max_w": float(maximum), "avg_w": float(average)}
 
 
-def forget_session(command: Any) -> None:
+def forget_session(session: Any) -> None:
     """Drop a broken session from pyghmi's process-wide caches.
 
     pyghmi 1.6 leaves a session that failed mid-command in `Session.initting_sessions`, and hands that same broken
-    session to every later `Command()` for the BMC, so without this a BMC that restarted is never read again.
+    session to every later `Session()` for the BMC, so without this a BMC that restarted is never read again.
     """
-    session = getattr(command, "ipmi_session", None)
-    if session is None:
-        return
     cls = type(session)
     for key, cached in list(getattr(cls, "initting_sessions", {}).items()):
         if cached is session:
@@ -119,11 +118,10 @@ class IpmiDcmiReader(Reader):
         while not ctx.stop.is_set() and (self.count is None or polls < self.count):
             try:
                 if session is None:
-                    session = ipmi_command.Command(bmc=bmc.host, userid=bmc.username, password=bmc.password,
+                    session = ipmi_session.Session(bmc=bmc.host, userid=bmc.username, password=bmc.password,
                                                    port=bmc.port)
                     # pyghmi's per-session retry budget: a command that gets no answer fails after a few times this.
-                    if hasattr(session, "ipmi_session"):
-                        session.ipmi_session.maxtimeout = bmc.timeout_s
+                    session.maxtimeout = bmc.timeout_s
                 fields = read_power(session)
             except (IpmiException, DcmiError, OSError) as exc:
                 self._count(ctx, "ipmi_errors")
