@@ -239,7 +239,7 @@ def main() -> int:
     ap.add_argument("--points", type=int, default=200_000)
     ap.add_argument("--single-points", type=int, default=50_000)
     ap.add_argument("--year-points", type=int, default=3_153_600)
-    ap.add_argument("--drain-points", type=int, default=200_000)
+    ap.add_argument("--drain-points", type=int, default=1_000_000)
     ap.add_argument("--sse-clients", type=int, default=1000)
     ap.add_argument("--sse-seconds", type=float, default=30.0)
     args = ap.parse_args()
