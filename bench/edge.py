@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -71,6 +72,15 @@ def blip_stamp(work: Path, lines: int, gap_s: float = 0.01) -> dict[str, float]:
                "skip_lines_on_open = 0\n")
     agent = _agent(work, port, readers)
     assert agent.stdout is not None
+    stamped: list[int] = []
+
+    def read_stamps() -> None:  # concurrently: a full stdout pipe would stop the agent reading the port
+        assert agent.stdout is not None
+        for line in agent.stdout:
+            stamped.append(json.loads(line.split(" ", 1)[1])["ts"])
+
+    reader = threading.Thread(target=read_stamps, daemon=True)
+    reader.start()
     try:
         time.sleep(3.0)  # the agent opened the port
         written: list[int] = []
@@ -78,13 +88,9 @@ def blip_stamp(work: Path, lines: int, gap_s: float = 0.01) -> dict[str, float]:
             written.append(time.time_ns() // 1_000_000)
             os.write(master, f"{1000 + i % 7}\r\n".encode())
             time.sleep(gap_s)
-        stamped: list[int] = []
         deadline = time.monotonic() + 30
         while len(stamped) < lines and time.monotonic() < deadline:
-            line = agent.stdout.readline()
-            if not line:
-                break
-            stamped.append(json.loads(line.split(" ", 1)[1])["ts"])
+            time.sleep(0.1)
     finally:
         agent.terminate()
         agent.wait(30)
