@@ -30,7 +30,10 @@ from typing import Any
 import pytest
 import requests
 
+from telemetry.config import MqttConfig, Section
+from telemetry.mqtt import connect_async, make_client
 from tests.conftest import free_port, wait_for, wait_port
+from tests.test_security import Pki
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -101,15 +104,20 @@ class Deployment:
     root: Path
     inventory: Path
     ports: dict[str, int]
+    pki: Pki
 
 
-def write_inventory(root: Path, path: Path, ports: dict[str, int]) -> None:
+def write_inventory(root: Path, path: Path, ports: dict[str, int], pki: Pki) -> None:
     mqtt = f"mqtt://127.0.0.1:{ports['mqtt']}"
     store = f"influxdb://127.0.0.1:{ports['influx']}/powerhub"
     hosts_vars: dict[str, Any] = {
         "powerhub_manage_services": False,
         "powerhub_pip_offline": True,
         "mosquitto_port": ports["mqtt"],
+        "mosquitto_tls_port": ports["mqtts"],
+        "mosquitto_tls_cert_file": str(pki.d / "server.pem"),
+        "mosquitto_tls_key_file": str(pki.d / "server.key"),
+        "mosquitto_tls_ca_file": str(pki.d / "ca.pem"),
         "mosquitto_hub_password": "hub-secret",
         "influxdb_http_bind": f"127.0.0.1:{ports['influx']}",
         "influxdb_rpc_bind": f"127.0.0.1:{ports['influx_rpc']}",
@@ -154,12 +162,13 @@ def play(inventory: Path, *extra: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def deployed(fresh_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
-    ports = {name: free_port() for name in ("mqtt", "influx", "influx_rpc", "hub", "web", "ipmi")}
+    ports = {name: free_port() for name in ("mqtt", "mqtts", "influx", "influx_rpc", "hub", "web", "ipmi")}
     inventory = tmp_path_factory.mktemp("inventory")
-    write_inventory(fresh_root, inventory, ports)
+    pki = Pki(tmp_path_factory.mktemp("pki"))
+    write_inventory(fresh_root, inventory, ports, pki)
     first, _ = play(inventory)
     assert first > 0
-    return Deployment(fresh_root, inventory, ports)
+    return Deployment(fresh_root, inventory, ports, pki)
 
 
 def test_second_run_changes_nothing(deployed: Deployment) -> None:
@@ -308,6 +317,28 @@ def test_a_point_goes_from_the_deployed_agent_to_the_web_api(running: tuple[Depl
     assert points and all(watts > 0 for _ts, watts in points)
     for name in ("hub", "web", "agent"):
         assert services.procs[name].poll() is None, services.log(name)
+
+
+def refused_over_tls(deployed: Deployment, password: str) -> bool:
+    """Connect to the deployed broker's TLS listener as the hub: True if it refused the password."""
+    cfg = MqttConfig.parse(Section({"url": f"mqtts://127.0.0.1:{deployed.ports['mqtts']}", "username": "hub",
+                                    "password": password, "ca_file": str(deployed.pki.d / "ca.pem")}, "mqtt"))
+    client = make_client(cfg, f"test-tls-{password}")
+    answers: list[bool] = []
+    client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(bool(reason.is_failure))
+    connect_async(client, cfg)
+    try:
+        wait_for(lambda: answers, 20, "the TLS listener to answer")
+        return answers[0]
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_deployed_broker_has_a_tls_listener_with_the_accounts(running: tuple[Deployment, Services]) -> None:
+    deployed, _ = running
+    assert not refused_over_tls(deployed, "hub-secret")
+    assert refused_over_tls(deployed, "wrong")
 
 
 def test_database_tasks_against_the_running_influxdb(running: tuple[Deployment, Services]) -> None:
