@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.proc import p99, rss_mb
 from tests.conftest import free_port_udp
 
 READERS_RSS_TOML = """
@@ -96,8 +97,8 @@ def blip_stamp(work: Path, lines: int, gap_s: float = 0.01) -> dict[str, float]:
         agent.wait(30)
         os.close(master)
         os.close(slave)
-    late = sorted(ts - w for ts, w in zip(stamped, written, strict=False))
-    return {"blip_stamp_p99_ms": float(late[int(len(late) * 0.99) - 1]), "blip_stamp_max_ms": float(late[-1]),
+    late = [float(ts - w) for ts, w in zip(stamped, written, strict=False)]
+    return {"blip_stamp_p99_ms": p99(late), "blip_stamp_max_ms": max(late),
             "blip_stamped_lines": float(len(stamped))}
 
 
@@ -110,10 +111,7 @@ def agent_rss(work: Path, settle_s: float = 20.0) -> float:
     agent = _agent(work, os.ttyname(slave), readers)
     try:
         time.sleep(settle_s)
-        for line in Path(f"/proc/{agent.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-        return float("nan")
+        return round(rss_mb(agent.pid), 1)
     finally:
         agent.terminate()
         agent.wait(30)

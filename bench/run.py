@@ -21,6 +21,7 @@ from pathlib import Path
 import requests
 
 from bench.edge import edge_figures
+from bench.proc import rss_mb
 from bench.sse import sse_figures
 from edge_agent.outbox import Outbox
 from hub.formulas import FormulaRunner
@@ -36,13 +37,6 @@ from web.server import WebServer
 
 RESULTS = Path(__file__).parent / "results.json"
 T0 = 1_700_000_000_000
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class Peak:

@@ -18,6 +18,7 @@ from pathlib import Path
 import requests
 from playwright.sync_api import sync_playwright
 
+from bench.proc import rss_mb
 from tests.conftest import (
     BMC_PASSWORD,
     BMC_USER,
@@ -34,13 +35,6 @@ from tests.conftest import (
 
 SENTRY4 = Path(__file__).parent.parent / "tests" / "testdata" / "snmp" / "servertech-sentry4.snmprec"
 CHROMIUM = "/usr/bin/chromium"
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 def config(work: Path, broker: Mosquitto, bmcs: list[IpmiSim], pdus: SnmpSim, pty: Pty, web_port: int) -> Path:

@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.proc import p99, rss_mb
 from telemetry import Point, SeriesKey, encode_points
 from telemetry.config import MqttConfig, Section
 from telemetry.mqtt import connect_async, make_client
@@ -71,8 +72,7 @@ async def _clients(url_host: str, port: int, n: int, seconds: float) -> dict[str
     results = await asyncio.gather(*tasks, return_exceptions=True)
     errors = sum(1 for r in results if isinstance(r, BaseException))
     latencies.sort()
-    p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan")
-    return {"connected": len(connected), "errors": errors, "events": len(latencies), "p99_ms": p99,
+    return {"connected": len(connected), "errors": errors, "events": len(latencies), "p99_ms": p99(latencies),
             "p50_ms": latencies[len(latencies) // 2] if latencies else float("nan")}
 
 
@@ -137,7 +137,7 @@ def sse_figures(work: Path, broker: Mosquitto, clients: int = 1000, rate_hz: flo
         stop.set()
         pub.join(30)
         stats = json.loads(out)
-        rss = _rss_mb(web.pid)
+        rss = round(rss_mb(web.pid), 1)
     finally:
         web.terminate()
         web.wait(30)
@@ -147,13 +147,6 @@ def sse_figures(work: Path, broker: Mosquitto, clients: int = 1000, rate_hz: flo
     return {"sse_clients": served, "sse_p99_ms": round(stats["p99_ms"], 1), "sse_p50_ms": round(stats["p50_ms"], 1),
             "sse_events_delivered": stats["events"], "sse_points_published": result[0] if result else 0,
             "sse_web_rss_mb": rss}
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
 
 
 def main(argv: list[str]) -> int:

@@ -51,15 +51,21 @@ def serve_until(stop: threading.Event, healthy: Callable[[], bool], notifier: No
     notifier.send("READY=1")
     if notifier.watchdog_s is None:
         stop.wait()
+    else:
+        _ping_while_healthy(stop, healthy, notifier, notifier.watchdog_s / 2)
+    notifier.send("STOPPING=1")
+
+
+def _ping_while_healthy(stop: threading.Event, healthy: Callable[[], bool], notifier: Notifier,
+                        period_s: float) -> None:
     sick_logged = False
-    while not stop.wait(notifier.watchdog_s / 2 if notifier.watchdog_s else 0):
+    while not stop.wait(period_s):
         if healthy():
             notifier.send("WATCHDOG=1")
             sick_logged = False
         elif not sick_logged:
             log.error("health check failed: not pinging systemd's watchdog (it restarts the service if this lasts)")
             sick_logged = True
-    notifier.send("STOPPING=1")
 
 
 class Heartbeat:
