@@ -75,7 +75,7 @@ class Agent:
         self.stamper = Stamper(cfg.site, dict(self.outbox.last_ts) if self.outbox else {}, cfg.machines)
         if self.outbox is not None:
             self.publisher = Publisher(cfg.mqtt, cfg.site, cfg.name, self.outbox, VERSION, self.clock.now_ms,
-                                       self.stamper.devices)
+                                       self.stamper.devices, cfg.wait_for_hub)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._full_since: float | None = None

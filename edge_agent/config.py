@@ -20,6 +20,7 @@ class AgentConfig:
     readers: list[Reader]
     mqtt: MqttConfig
     machines: dict[str, str] = field(default_factory=dict)
+    wait_for_hub: bool = False
 
     @staticmethod
     def parse(doc: dict[str, Any]) -> AgentConfig:
@@ -37,6 +38,8 @@ class AgentConfig:
             readers=readers,
             mqtt=MqttConfig.parse(top.table("mqtt")),
             machines=machines_by_source(parse_machines(top), site),
+            # Off by default: an agent may feed a broker that no powerhub hub reads (its data's other consumers).
+            wait_for_hub=agent.boolean("wait_for_hub", False),
         )
         agent.finish()
         return cfg

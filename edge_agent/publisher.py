@@ -2,6 +2,13 @@
 
 One thread owns the in-flight map. paho calls `on_publish` while holding its own lock, so that callback only
 queues the acknowledged mid; taking our lock there could deadlock against a `publish()` in progress.
+
+A PUBACK only says the broker took the message. Two kinds do not count as delivered; their points stay in the outbox
+and are sent again (the store keeps a resent point once):
+- MQTT 5's "no matching subscribers": no hub session holds a subscription (say, a broker that lost its sessions);
+- with `wait_for_hub`, one that came on a connection before any hub's retained "subscribed" marker did. The broker
+  handles one client's packets in order, so a PUBACK after the marker is for a message that met the hub's
+  subscription. This also covers a web app's live subscription answering for an absent hub, and MQTT 3.1.1.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ import paho.mqtt.client as paho
 from edge_agent.outbox import Outbox, OutboxFull
 from telemetry import Point, data_topic, encode_points, status_topic
 from telemetry.config import MqttConfig
-from telemetry.mqtt import connect_async, make_client, status_payload
+from telemetry.mqtt import connect_async, is_hub_marker, make_client, reached_a_subscriber, status_payload
 from telemetry.sdnotify import Heartbeat
+from telemetry.topics import hub_filter
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +35,11 @@ MAX_INFLIGHT_MESSAGES = 1000  # far below paho's silent 65,535 limit
 MAX_POINTS_PER_MESSAGE = 500
 PEEK_POINTS = 2000
 RETRY_AFTER_REFUSAL_S = 5.0
+RETRY_UNDELIVERED_S = 1.0
+WAIT_FOR_HUB_LOG_S = 10.0
+
+# What an acknowledgement says about a message's points.
+DELIVERED, REFUSED, UNDELIVERED = "delivered", "refused", "undelivered"
 
 
 def group_by_series(points: list[Point], limit: int) -> list[list[Point]]:
@@ -42,8 +55,10 @@ def group_by_series(points: list[Point], limit: int) -> list[list[Point]]:
 
 class Publisher:
     def __init__(self, cfg: MqttConfig, site: str, name: str, outbox: Outbox, version: str,
-                 now_ms: Callable[[], int], devices: Callable[[], list[str]] = list) -> None:
+                 now_ms: Callable[[], int], devices: Callable[[], list[str]] = list,
+                 wait_for_hub: bool = False) -> None:
         self.cfg, self.outbox, self.version = cfg, outbox, version
+        self.wait_for_hub = wait_for_hub
         self._now_ms = now_ms
         self._devices = devices
         self.status_topic = status_topic(cfg.root, site, name)
@@ -52,13 +67,18 @@ class Publisher:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
         self.counters: Counter[str] = Counter()
         self._connected = threading.Event()
+        self._hub_seen = threading.Event()  # on this connection, a hub's "subscribed" marker arrived
+        self._connected_at = 0.0
+        self._hold_until = 0.0  # after a refused or undelivered message, publish again only from then
+        self._undelivered_logged = False
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._acks: collections.deque[tuple[int, bool]] = collections.deque()
+        self._acks: collections.deque[tuple[int, str]] = collections.deque()
         self._inflight: dict[int, list[int]] = {}
-        self._early: dict[int, bool] = {}
+        self._early: dict[int, str] = {}
         self._cursor = 0
         self._unsettled: list[int] = []  # acknowledged by the broker, not yet deleted from the outbox
         self._thread = threading.Thread(target=self._drain_loop, name="publisher", daemon=True)
@@ -102,17 +122,45 @@ class Publisher:
             return
         log.info("connected to MQTT broker %s:%d", self.cfg.host, self.cfg.port)
         client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+        if self.wait_for_hub:
+            client.subscribe(hub_filter(self.cfg.root), qos=1)
+        self._connected_at = time.monotonic()
         self._connected.set()
         self._wake.set()
 
     def _on_disconnect(self, _c: paho.Client, _u: object, _f: object, reason: object, _p: object) -> None:
         if self._connected.is_set() and not self._stop.is_set():
             log.warning("disconnected from MQTT broker (%s); reconnecting", reason)
+        self._hub_seen.clear()  # the next connection may be to a broker that lost the hub's session
         self._connected.clear()
 
+    def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        if not self._hub_seen.is_set() and is_hub_marker(bytes(msg.payload)):
+            log.info("%s: a hub is subscribed; publishing", msg.topic)
+            self._hub_seen.set()
+            self._wake.set()
+
     def _on_publish(self, _c: paho.Client, _u: object, mid: int, reason: object, _p: object) -> None:
-        self._acks.append((mid, not getattr(reason, "is_failure", False)))
+        if getattr(reason, "is_failure", False):
+            outcome = REFUSED
+        elif not reached_a_subscriber(reason) or (self.wait_for_hub and not self._hub_seen.is_set()):
+            outcome = UNDELIVERED
+        else:
+            outcome = DELIVERED
+        self._acks.append((mid, outcome))
         self._wake.set()
+
+    def _may_publish(self) -> bool:
+        if not self._connected.is_set() or time.monotonic() < self._hold_until:
+            return False
+        if self.wait_for_hub and not self._hub_seen.is_set():
+            waited_s = time.monotonic() - self._connected_at
+            if waited_s >= WAIT_FOR_HUB_LOG_S and not self._undelivered_logged:
+                log.warning("connected for %.0f s and no hub has marked itself subscribed on %s: holding %d points",
+                            waited_s, hub_filter(self.cfg.root), len(self.outbox))
+                self._undelivered_logged = True
+            return False
+        return True
 
     def _drain_loop(self) -> None:
         while not self._stop.is_set():
@@ -120,7 +168,7 @@ class Publisher:
             self._wake.wait(0.5)
             self._wake.clear()
             self._settle_acks()
-            if self._connected.is_set():
+            if self._may_publish():
                 self._publish_more()
         # Stopping: give what is in flight a moment to be acknowledged, so it is not sent twice after a restart.
         deadline = time.monotonic() + 2.0
@@ -131,15 +179,18 @@ class Publisher:
 
     def _settle_acks(self) -> None:
         while self._acks:
-            mid, ok = self._acks.popleft()
+            mid, outcome = self._acks.popleft()
             seqs = self._inflight.pop(mid, None)
             if seqs is None:
-                self._early[mid] = ok  # PUBACK raced ahead of our bookkeeping
+                self._early[mid] = outcome  # PUBACK raced ahead of our bookkeeping
                 continue
-            self._settle(seqs, ok)
+            self._settle(seqs, outcome)
 
-    def _settle(self, seqs: list[int], ok: bool) -> None:
-        if ok:
+    def _settle(self, seqs: list[int], outcome: str) -> None:
+        if outcome == DELIVERED:
+            if self._undelivered_logged:
+                log.info("points reach a hub again")
+                self._undelivered_logged = False
             self._unsettled.extend(seqs)
             try:
                 self.outbox.ack(self._unsettled)
@@ -152,10 +203,19 @@ class Publisher:
             self.counters["points_acked"] += len(self._unsettled)
             self._unsettled = []
             return
-        log.error("broker refused %d points (seq %d..%d): keeping them, retrying", len(seqs), seqs[0], seqs[-1])
-        self.counters["points_refused"] += len(seqs)
+        # Sent again from the first of them; what is still in flight after them may arrive twice, stored once.
         self._cursor = min(self._cursor, seqs[0] - 1)
-        self._stop.wait(RETRY_AFTER_REFUSAL_S)
+        if outcome == REFUSED:
+            log.error("broker refused %d points (seq %d..%d): keeping them, retrying", len(seqs), seqs[0], seqs[-1])
+            self.counters["points_refused"] += len(seqs)
+            self._hold_until = time.monotonic() + RETRY_AFTER_REFUSAL_S
+            return
+        if not self._undelivered_logged:
+            log.warning("broker says no hub took %d points (seq %d..%d): keeping them, retrying",
+                        len(seqs), seqs[0], seqs[-1])
+            self._undelivered_logged = True
+        self.counters["points_undelivered"] += len(seqs)
+        self._hold_until = time.monotonic() + RETRY_UNDELIVERED_S
 
     def _publish_more(self) -> None:
         while len(self._inflight) < MAX_INFLIGHT_MESSAGES and not self._stop.is_set():

@@ -57,8 +57,12 @@ class HubConfig:
     def parse(doc: dict[str, Any]) -> HubConfig:
         top = Section(doc, "")
         hub = top.table("hub")
+        client_id = hub.string("client_id", "powerhub-hub")
+        if not client_id or any(c in client_id for c in "/+#"):
+            # It names the hub's marker topic, {root}/hub/{client_id}: one topic level.
+            raise hub.error("client_id", f"must be non-empty with no '/', '+' or '#', not {client_id!r}")
         cfg = HubConfig(
-            client_id=hub.string("client_id", "powerhub-hub"),
+            client_id=client_id,
             share_group=hub.string("share_group", None),
             batch_points=hub.integer("batch_points", 5000, min_value=1),
             batch_age_s=hub.number("batch_age_s", 0.2, positive=True),

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 
 import paho.mqtt.client as paho
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from hub.agents import AgentBook
 from hub.formulas import FormulaRunner
@@ -22,8 +24,9 @@ from hub.stores import Store, StoreRejected, StoreUnavailable
 from telemetry import PayloadError, Point, TopicError, decode_payload, parse_data_topic
 from telemetry.config import MqttConfig
 from telemetry.metrics import Metrics
-from telemetry.mqtt import connect_async, make_client
+from telemetry.mqtt import connect_async, hub_marker_payload, make_client
 from telemetry.sdnotify import Heartbeat
+from telemetry.topics import hub_topic
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +60,15 @@ class Subscriber:
         self.client = make_client(mqtt, client_id, persistent=True, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.marker_topic = hub_topic(mqtt.root, client_id)
+        self._subscribe_mid = -1
         self._queue: queue.Queue[Message] = queue.Queue(maxsize=queue_messages)
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
         self.heartbeat = Heartbeat()
         self.connected = threading.Event()
+        self.marked = threading.Event()  # the broker confirmed our subscription and we said so
         self._connection = 0
         self.ha: HomeAssistant | None = None
         if home_assistant is not None:
@@ -103,8 +110,22 @@ class Subscriber:
         topics = [(self.topic, 1), (self.status_prefix + "#", 1)]
         if self.ha:
             topics.append((self.ha.birth_topic, 1))
-        client.subscribe(topics)
+        _rc, mid = client.subscribe(topics)
+        self._subscribe_mid = -1 if mid is None else mid
         self.connected.set()
+
+    def _on_subscribe(self, client: paho.Client, _u: object, mid: int, reasons: list[ReasonCode],
+                      _p: Properties) -> None:
+        """The broker now holds our data subscription: say so, retained, for agents that wait for a hub."""
+        if mid != self._subscribe_mid:
+            return
+        if any(r.is_failure for r in reasons):
+            log.error("MQTT broker refused a subscription (%s): not marking this hub subscribed", reasons)
+            return
+        # Retained with the session: a broker that loses its sessions loses this marker too, so agents hold their
+        # points until the hub has subscribed again (the race the marker closes: SPEC.md has none of it).
+        client.publish(self.marker_topic, hub_marker_payload(int(time.time() * 1000), self.topic), qos=1, retain=True)
+        self.marked.set()
 
     def _on_status(self, client: paho.Client, msg: paho.MQTTMessage) -> None:
         parts = msg.topic[len(self.status_prefix) :].split("/")

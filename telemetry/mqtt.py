@@ -13,6 +13,10 @@ from paho.mqtt.properties import Properties
 from telemetry.config import MqttConfig
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # how long the broker keeps a persistent session's queued messages
+HUB_SUBSCRIBED = "subscribed"
+# MQTT 5 PUBACK reason 0x10: the broker took the message and nobody subscribed to it. Not a failure in MQTT's eyes,
+# but for a point it means nobody will store it.
+NO_MATCHING_SUBSCRIBERS = 0x10
 
 
 def make_client(cfg: MqttConfig, client_id: str, persistent: bool = False, manual_ack: bool = False) -> paho.Client:
@@ -56,3 +60,24 @@ def status_payload(state: str, ts_ms: int, version: str, devices: list[str] | No
     if devices is not None:
         doc["devices"] = sorted(devices)
     return json.dumps(doc).encode()
+
+
+def hub_marker_payload(ts_ms: int, topic: str) -> bytes:
+    """The hub's retained marker: the broker confirmed its subscription to `topic` at `ts_ms`."""
+    return json.dumps({"state": HUB_SUBSCRIBED, "ts": ts_ms, "topic": topic}).encode()
+
+
+def is_hub_marker(payload: bytes) -> bool:
+    """A retained `{root}/hub/+` message that says a hub is subscribed (an empty one clears a retired hub's)."""
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and doc.get("state") == HUB_SUBSCRIBED
+
+
+def reached_a_subscriber(reason: object) -> bool:
+    """Whether a PUBACK says the point went somewhere: not refused, and (MQTT 5) some subscription matched it."""
+    if getattr(reason, "is_failure", False):
+        return False
+    return getattr(reason, "value", 0) != NO_MATCHING_SUBSCRIBERS

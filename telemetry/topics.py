@@ -1,4 +1,8 @@
-"""MQTT topics, SPEC.md section 2: `{root}/data/{site}/{device}/{channel}` and `{root}/status/{site}/{agent}`."""
+"""MQTT topics, SPEC.md section 2: `{root}/data/{site}/{device}/{channel}` and `{root}/status/{site}/{agent}`.
+
+Beyond SPEC: `{root}/hub/{client_id}`, the retained marker a hub publishes once the broker has confirmed its data
+subscription, so that agents (`agent.wait_for_hub`) know a point published now reaches a hub's session.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,14 @@ def data_topic(root: str, key: SeriesKey) -> str:
 
 def status_topic(root: str, site: str, agent: str) -> str:
     return f"{root}/status/{check_name('site', site)}/{check_name('agent', agent)}"
+
+
+def hub_topic(root: str, client_id: str) -> str:
+    return f"{root}/hub/{client_id}"
+
+
+def hub_filter(root: str) -> str:
+    return f"{root}/hub/+"
 
 
 def parse_data_topic(root: str, topic: str) -> SeriesKey:

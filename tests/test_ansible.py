@@ -311,6 +311,8 @@ def test_a_point_goes_from_the_deployed_agent_to_the_web_api(running: tuple[Depl
     except AssertionError:
         pytest.fail("\n".join(f"--- {n}\n{services.log(n)}" for n in ("agent", "hub", "web")))
     assert found["agent"] == "pi" and isinstance(found["gaps"], int)  # from the deployed hub's endpoint
+    # The agent waits for a hub (edge_agent_wait_for_hub): the hub's marker got through the broker's ACL.
+    assert "powerhub/hub/" in services.log("agent") and "a hub is subscribed" in services.log("agent")
     now_ms = int(time.time() * 1000)
     points = requests.get(f"{web}/api/v1/series/lab.house.power/points",
                           params={"from": now_ms - 600_000, "to": now_ms + 60_000}, timeout=10).json()

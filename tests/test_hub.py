@@ -8,10 +8,11 @@ from collections.abc import Iterator
 import paho.mqtt.client as paho
 import pytest
 
+from hub.config import HubConfig
 from hub.stores import Store
 from hub.subscriber import Subscriber
 from telemetry import MAX_PAYLOAD_BYTES, SeriesKey
-from telemetry.config import MqttConfig
+from telemetry.config import ConfigError, MqttConfig
 from telemetry.metrics import Metrics
 from telemetry.mqtt import connect_async, make_client
 from tests.conftest import wait_for
@@ -98,3 +99,29 @@ def test_persistent_session_keeps_points_while_the_hub_is_down(mqtt_cfg: MqttCon
         assert [p.seq for p in store.points(KEY, T0, T0 + 100_000, 100)] == list(range(1, 51))
     finally:
         hub.stop()
+
+
+def test_hub_marks_itself_subscribed_with_a_retained_message(mqtt_cfg: MqttConfig, store: Store,
+                                                             mqtt_root: str) -> None:
+    hub = start_hub(mqtt_cfg, store, Metrics(), f"hub-{mqtt_root}")
+    watcher = make_client(mqtt_cfg, f"watch-{mqtt_root}")
+    got: list[tuple[str, dict[str, object], bool]] = []
+    watcher.on_message = lambda _c, _u, m: got.append((m.topic, json.loads(m.payload), m.retain))
+    watcher.on_connect = lambda c, *_: c.subscribe(f"{mqtt_cfg.root}/hub/+", qos=1)
+    try:
+        wait_for(hub.marked.is_set, what="the hub's SUBACK")
+        connect_async(watcher, mqtt_cfg)
+        wait_for(lambda: got, what="the hub's marker")
+        topic, doc, retained = got[0]
+        assert topic == f"{mqtt_cfg.root}/hub/hub-{mqtt_root}" and retained  # there for agents that come later
+        assert doc["state"] == "subscribed" and doc["topic"] == f"{mqtt_cfg.root}/data/#"
+    finally:
+        watcher.disconnect()
+        watcher.loop_stop()
+        hub.stop()
+
+
+@pytest.mark.parametrize("client_id", ["hub/a", "hub+", "#", ""])
+def test_a_hub_client_id_that_is_not_one_topic_level_is_a_config_error(client_id: str) -> None:
+    with pytest.raises(ConfigError, match=r"^hub\.client_id: must be non-empty with no"):
+        HubConfig.parse({"hub": {"client_id": client_id}})

@@ -23,7 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.stores import open_store
 from telemetry import Point, SeriesKey
@@ -108,7 +110,7 @@ class TcpProxy:
 
 class Rig:
     def __init__(self, work: Path, broker: Mosquitto, store_url: str, produce_s: float,
-                 agent_port: int | None = None) -> None:
+                 agent_port: int | None = None, wait_for_hub: bool = False) -> None:
         self.work, self.broker, self.store_url = work, broker, store_url
         self.outbox = work / "outbox.sqlite"
         self.config = work / "powerhub.toml"
@@ -117,7 +119,8 @@ class Rig:
             f"count = {int(produce_s * RATE_HZ)}\nseed = {i}\n\n" for i, d in enumerate(DEVICES))
         self.config.write_text(
             f'[mqtt]\nurl = "mqtt://127.0.0.1:{agent_port or broker.port}"\n\n'
-            f'[agent]\nsite = "{SITE}"\nname = "a1"\noutbox = "{self.outbox}"\n\n{readers}'
+            f'[agent]\nsite = "{SITE}"\nname = "a1"\noutbox = "{self.outbox}"\n'
+            f'wait_for_hub = {str(wait_for_hub).lower()}\n\n{readers}'
             f'[hub]\nclient_id = "hub-{work.name}"\nbatch_age_s = 0.05\n\n'
             f'[store]\nurl = "{store_url}"\n'
         )
@@ -250,13 +253,10 @@ def influx_url(influxdb: InfluxDB, tmp_path: Path) -> str:
 
 @contextlib.contextmanager
 def make_rig(tmp_path: Path, broker: Mosquitto, store_url: str, produce_s: float,
-             agent_port: int | None = None) -> Iterator[Rig]:
-    rig = Rig(tmp_path, broker, store_url, produce_s, agent_port)
+             agent_port: int | None = None, wait_for_hub: bool = False) -> Iterator[Rig]:
+    rig = Rig(tmp_path, broker, store_url, produce_s, agent_port, wait_for_hub)
     rig.start("hub")
-    # The broker queues for the hub only once its session has subscribed: points published before the hub's very
-    # first subscription have no one to go to (README, Guarantees: start the hub before the agents, once).
     wait_for(lambda: "subscribing to" in rig.log("hub"), 20, "the hub to subscribe")
-    time.sleep(0.5)
     try:
         yield rig
     finally:
@@ -267,16 +267,7 @@ def wait_points(rig: Rig, n: int) -> None:
     wait_for(lambda: rig.produced() >= n, 30, f"{n} points produced")
 
 
-# Known race (README, "What is not guaranteed"): a broker that lost its persistence file has lost the hub's session
-# too; when the agent reconnects a few ms before the hub has subscribed again (both back off on the same schedule),
-# the broker acknowledges points that nobody receives. Fixing it needs the agent to wait for a hub's retained
-# "subscribed" marker; until then this case is expected to fail sometimes, and must not hide the others.
-LOST_PERSISTENCE_RACE = pytest.mark.xfail(reason="agent may publish before the hub re-subscribes to a broker that "
-                                                 "lost its sessions", strict=False)
-
-
-@pytest.mark.parametrize("keep_persistence", [True, pytest.param(False, marks=LOST_PERSISTENCE_RACE)],
-                         ids=["persistence", "no-persistence"])
+@pytest.mark.parametrize("keep_persistence", [True, False], ids=["persistence", "no-persistence"])
 def test_broker_down_for_a_minute(tmp_path: Path, broker: Mosquitto, influx_url: str, artifacts: Path,
                                   keep_persistence: bool) -> None:
     with make_rig(tmp_path, broker, influx_url, produce_s=OUTAGE_S + 15) as rig:
@@ -293,6 +284,47 @@ def test_broker_down_for_a_minute(tmp_path: Path, broker: Mosquitto, influx_url:
                            [snapshot], artifacts)
         assert len(snapshot) > OUTAGE_S * RATE_HZ  # the outage's points waited in the outbox
         assert tally.stored == tally.produced
+
+
+@contextlib.contextmanager
+def live_subscriber(broker: Mosquitto) -> Iterator[None]:
+    """A subscriber to every data topic that stores nothing, as the web app's live feed is: to the broker, someone."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.connect("127.0.0.1", broker.port)
+    client.subscribe("powerhub/data/#", qos=0)
+    client.loop_start()
+    try:
+        yield
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.mark.parametrize("wait_for_hub", [False, True], ids=["no-subscriber", "live-subscriber-wait-for-hub"])
+def test_broker_lost_its_sessions_and_the_hub_comes_back_last(tmp_path: Path, broker: Mosquitto, influx_url: str,
+                                                             artifacts: Path, wait_for_hub: bool) -> None:
+    """The no-persistence race made certain: the agent is back on a broker that lost the hub's session seconds before
+    the hub is. MQTT 5's "no matching subscribers" keeps the points in the outbox; when a live subscriber answers
+    for the absent hub, only waiting for the hub's "subscribed" marker does."""
+    with make_rig(tmp_path, broker, influx_url, produce_s=20, wait_for_hub=wait_for_hub) as rig:
+        rig.start("agent")
+        wait_points(rig, 500)
+        broker.stop()
+        (tmp_path / "mosquitto.db").unlink(missing_ok=True)
+        # Stopped with the broker down: what the broker held for the hub's session went with the persistence file
+        # either way (nothing can bring that back), and the hub kept up until then, so there is nothing in it.
+        rig.stop("hub")
+        broker.start()
+        with live_subscriber(broker) if wait_for_hub else contextlib.nullcontext():
+            wait_for(lambda: rig.log("agent").count("connected to MQTT broker") >= 2, 60, "the agent to reconnect")
+            before = rig.held_count()
+            time.sleep(3)  # without a hub, what it publishes now would be acknowledged and lost
+            snapshot = rig.held()
+            assert len(snapshot) >= before  # kept: nothing the agent sent in those seconds left the outbox
+            rig.start("hub")
+            rig.settle()
+        rig.verify(f"broker-lost-sessions-hub-last-{'wait-for-hub' if wait_for_hub else 'no-subscriber'}",
+                   [snapshot], artifacts)
 
 
 def test_agent_sigkill_mid_stream(tmp_path: Path, broker: Mosquitto, influx_url: str, artifacts: Path) -> None:

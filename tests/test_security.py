@@ -137,9 +137,9 @@ def mqtt(broker: SecureBroker, pki: Pki, user: str, ca: str = "ca.pem", **extra:
 def test_mqtt_acl_files(secure: tuple[Path, Pki, SecureBroker, dict[str, Any]]) -> None:
     d = secure[0]
     acl = (d / "acl" / "acl").read_text()
-    assert "user lab-pi\ntopic write sec/data/lab/#\ntopic write sec/status/lab/pi\n" in acl
-    assert ("user hub\ntopic write sec/ha/#\ntopic write homeassistant/sensor/#\ntopic read sec/data/#\n"
-            "topic read sec/status/#\ntopic read homeassistant/status\n") in acl
+    assert "user lab-pi\ntopic write sec/data/lab/#\ntopic write sec/status/lab/pi\ntopic read sec/hub/+\n" in acl
+    assert ("user hub\ntopic write sec/hub/+\ntopic write sec/ha/#\ntopic write homeassistant/sensor/#\n"
+            "topic read sec/data/#\ntopic read sec/status/#\ntopic read homeassistant/status\n") in acl
     passwd = (d / "acl" / "passwd").read_text()
     assert [line.split(":")[0] for line in passwd.splitlines()] == ["lab-pi", "shed-pi", "hub"]
     assert "secret" not in passwd and all(line.split(":")[1].startswith("$7$101$") for line in passwd.splitlines())
