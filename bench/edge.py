@@ -1,5 +1,5 @@
 """Edge figures: how late the agent stamps a blink (`blip_stamp_p99_ms`), and the agent's RSS with the readers of a
-rack's management host configured (`agent_rss_mb`: a blink meter, 3 BMCs, 2 PDUs).
+rack's management host configured (`agent_rss_mb`: a blink meter, 3 BMCs, 2 PDUs, publishing to Mosquitto).
 
     .venv/bin/python -m bench.edge [--lines 2000]
 
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench.proc import p99, rss_mb
-from tests.conftest import free_port_udp
+from tests.conftest import Mosquitto, free_port_udp
 
 READERS_RSS_TOML = """
 [[agent.readers]]
@@ -59,10 +59,13 @@ interval_s = 10
 """
 
 
-def _agent(work: Path, port: str, readers: str) -> subprocess.Popen[str]:
+def _agent(work: Path, readers: str, mqtt_port: int | None = None) -> subprocess.Popen[str]:
+    """`powerhub agent`: publishing to the broker on `mqtt_port`, or with none, `--stdout`."""
     config = work / "edge.toml"
-    config.write_text(f'[agent]\nsite = "bench"\nname = "edge"\noutbox = "{work}/outbox.sqlite"\n' + readers)
-    return subprocess.Popen([sys.executable, "-m", "powerhub_cli", "agent", "--config", str(config), "--stdout"],
+    mqtt = f'[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\n' if mqtt_port else ""
+    config.write_text(mqtt + f'[agent]\nsite = "bench"\nname = "edge"\noutbox = "{work}/outbox.sqlite"\n' + readers)
+    stdout = [] if mqtt_port else ["--stdout"]
+    return subprocess.Popen([sys.executable, "-m", "powerhub_cli", "agent", "--config", str(config), *stdout],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
 
 
@@ -71,7 +74,7 @@ def blip_stamp(work: Path, lines: int, gap_s: float = 0.01) -> dict[str, float]:
     port = os.ttyname(slave)
     readers = (f'[[agent.readers]]\nkind = "blip_serial"\ndevice = "mainmeter"\nport = "{port}"\n'
                "skip_lines_on_open = 0\n")
-    agent = _agent(work, port, readers)
+    agent = _agent(work, readers)
     assert agent.stdout is not None
     stamped: list[int] = []
 
@@ -102,13 +105,14 @@ def blip_stamp(work: Path, lines: int, gap_s: float = 0.01) -> dict[str, float]:
             "blip_stamped_lines": float(len(stamped))}
 
 
-def agent_rss(work: Path, settle_s: float = 20.0) -> float:
-    """RSS with every reader configured and running (no peers answer: the readers' libraries and sessions are what
-    counts here; `make soak` measures it against live snmpsim and ipmi_sim peers over ten minutes)."""
+def agent_rss(work: Path, mqtt_port: int, settle_s: float = 20.0) -> float:
+    """RSS of a publishing agent with every reader configured and running (no peers answer: the readers' libraries
+    and sessions are what counts here; `make soak` measures it against live snmpsim and ipmi_sim peers over ten
+    minutes). No hub subscribes, so its points wait in the outbox, as when the hub is away."""
     master, slave = os.openpty()
     readers = READERS_RSS_TOML.format(port=os.ttyname(slave), ipmi1=free_port_udp(), ipmi2=free_port_udp(),
                                       ipmi3=free_port_udp(), snmp1=free_port_udp(), snmp2=free_port_udp())
-    agent = _agent(work, os.ttyname(slave), readers)
+    agent = _agent(work, readers, mqtt_port)
     try:
         time.sleep(settle_s)
         return round(rss_mb(agent.pid), 1)
@@ -119,9 +123,9 @@ def agent_rss(work: Path, settle_s: float = 20.0) -> float:
         os.close(slave)
 
 
-def edge_figures(work: Path, lines: int = 2000) -> dict[str, float]:
+def edge_figures(work: Path, mqtt_port: int, lines: int = 2000) -> dict[str, float]:
     figures = blip_stamp(work, lines)
-    figures["agent_rss_mb"] = agent_rss(work)
+    figures["agent_rss_mb"] = agent_rss(work, mqtt_port)
     return figures
 
 
@@ -129,7 +133,15 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=2000)
     args = ap.parse_args()
-    for name, value in edge_figures(Path(tempfile.mkdtemp(prefix="powerhub-bench-edge-")), args.lines).items():
+    work = Path(tempfile.mkdtemp(prefix="powerhub-bench-edge-"))
+    (work / "mqtt").mkdir()
+    broker = Mosquitto(work / "mqtt")
+    broker.start()
+    try:
+        figures = edge_figures(work, broker.port, args.lines)
+    finally:
+        broker.stop()
+    for name, value in figures.items():
         print(f"{name}: {value}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,31 @@ def test_wrong_community_times_out_logged_once(snmpsim: SnmpSim, caplog: pytest.
     assert capture.points == []
     assert ctx.counters["snmp_errors"] >= 3
     assert len([r for r in caplog.records if "No SNMP response" in r.getMessage()]) == 1
+
+
+def test_pdus_share_one_loop_and_a_silent_one_does_not_hold_up_the_others(snmpsim: SnmpSim) -> None:
+    silent = {"community": "wrong", "timeout_s": 1.0, "retries": 1}
+    configs = [{"device": "pdu-slow", **silent}, {"device": "pdu-a3", "community": "apc"},
+               {"device": "pdu-b3", "community": "apcold"}]
+    readers = [reader_from_config(Section({"kind": "snmp_pdu", "host": "127.0.0.1", "port": snmpsim.port,
+                                           "profile": "apc", "interval_s": 0.2, **c}, f"agent.readers[{i}]"))
+               for i, c in enumerate(configs)]
+    capture = Capture()
+    ctx = ReaderContext("lab", capture.emit, lambda: time.time_ns() // 1_000_000, threading.Event())
+    threads = [threading.Thread(target=r.run, args=(ctx,), daemon=True) for r in readers]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(2.0)  # the silent PDU is still in its first poll (1 s, then a retry)
+        with capture.lock:
+            polls = Counter(device for device, channel, _ in capture.points if channel == "total")
+    finally:
+        ctx.stop.set()
+        for t in threads:
+            t.join(10)
+    assert polls["pdu-slow"] == 0 and ctx.counters["snmp_errors"] <= 1
+    assert polls["pdu-a3"] >= 4 and polls["pdu-b3"] >= 4  # every 0.2 s while the other waits
+    assert [t.name for t in threading.enumerate()].count("snmp") == 1
 
 
 @pytest.mark.parametrize(

@@ -3,29 +3,27 @@
 The outlet table is read with GETBULK requests that carry every column at once, so a 24-outlet PDU answers in a
 round or two. Values the device reports as unsupported (negative, e.g. -1) and noSuchObject/noSuchInstance are
 skipped, never stored. A PDU that times out is logged once per outage and counted; the agent's other readers go on.
+
+Every `snmp_pdu` reader of a process polls on one asyncio loop (`SnmpLoop`), so a PDU that times out only holds up
+its own poll. v1 and v2c go through pysnmp's v1arch dispatcher, which needs no MIBs: OIDs are numeric and never
+resolved. Only SNMPv3 needs an engine (USM), which loads its MIBs (about 4 MB) on creation: one per v3 user.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
-from pysnmp.hlapi.v3arch.asyncio import (
-    CommunityData,
-    ContextData,
-    ObjectIdentity,
-    ObjectType,
-    SnmpEngine,
-    UdpTransportTarget,
-    UsmUserData,
-    bulk_cmd,
-    get_cmd,
-)
+from pyasn1.type.univ import Integer, OctetString
+from pysnmp.hlapi.v1arch import asyncio as v1arch
+from pysnmp.hlapi.v3arch import asyncio as v3arch
 from pysnmp.hlapi.v3arch.asyncio import auth as snmp_auth
-from pysnmp.proto.rfc1902 import Counter32, Counter64, Gauge32, Integer, Integer32, OctetString, Unsigned32
+from pysnmp.proto.rfc1902 import Null, ObjectName
 from pysnmp.proto.rfc1905 import EndOfMibView
 
 from edge_agent.readers.base import Fields, Reader, ReaderContext, register
@@ -34,7 +32,8 @@ from telemetry.config import Section
 
 log = logging.getLogger(__name__)
 
-NUMERIC = (Integer, Integer32, Counter32, Counter64, Gauge32, Unsigned32)
+# The ASN.1 bases: SNMPv1 answers in RFC 1155's types (Counter, Gauge), v2c and v3 in RFC 1902's (Counter32, ...).
+NUMERIC = Integer
 AUTH_PROTOCOLS = {
     "md5": snmp_auth.usmHMACMD5AuthProtocol, "sha": snmp_auth.usmHMACSHAAuthProtocol,
     "sha224": snmp_auth.usmHMAC128SHA224AuthProtocol, "sha256": snmp_auth.usmHMAC192SHA256AuthProtocol,
@@ -45,6 +44,46 @@ PRIV_PROTOCOLS = {
     "aes192": snmp_auth.usmAesCfb192Protocol, "aes256": snmp_auth.usmAesCfb256Protocol,
 }
 MAX_REPETITIONS = 32
+NO_SUCH_NAME = 2  # SNMPv1 error-status
+
+
+T = TypeVar("T")
+
+
+class SnmpLoop:
+    """The process's SNMP loop thread, its v1/v2c dispatcher and its v3 engines, made on first use. Engines are kept
+    per SNMPv3 user, since an engine holds one set of keys per user name."""
+
+    _shared: ClassVar[SnmpLoop | None] = None
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="snmp", daemon=True).start()
+        self._engines: dict[V3User, v3arch.SnmpEngine] = {}
+        self._dispatcher: v1arch.SnmpDispatcher | None = None
+
+    @classmethod
+    def shared(cls) -> SnmpLoop:
+        with cls._shared_lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the loop and wait for its result (or exception) in the calling reader's thread."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    # Both are made on the loop, which their transports bind to.
+    async def engine(self, user: V3User) -> v3arch.SnmpEngine:
+        if user not in self._engines:
+            self._engines[user] = v3arch.SnmpEngine()
+        return self._engines[user]
+
+    async def dispatcher(self) -> v1arch.SnmpDispatcher:
+        if self._dispatcher is None:
+            self._dispatcher = v1arch.SnmpDispatcher()
+        return self._dispatcher
 
 
 class PollError(RuntimeError):
@@ -136,31 +175,25 @@ class SnmpPduReader(Reader):
             count=sec.integer("count", None, min_value=1),
         )
 
-    def _auth(self) -> CommunityData | UsmUserData:
+    def _auth(self) -> v1arch.CommunityData | v3arch.UsmUserData:
         if self.v3 is None:
-            return CommunityData(self.community or "", mpModel=0 if self.version == "1" else 1)
+            return v1arch.CommunityData(self.community or "", mpModel=0 if self.version == "1" else 1)
         v3 = self.v3
-        return UsmUserData(
+        return v3arch.UsmUserData(
             v3.user, v3.auth_key, v3.priv_key,
             authProtocol=AUTH_PROTOCOLS[v3.auth_protocol] if v3.auth_protocol else snmp_auth.usmNoAuthProtocol,
             privProtocol=PRIV_PROTOCOLS[v3.priv_protocol] if v3.priv_protocol else snmp_auth.usmNoPrivProtocol,
         )
 
     def run(self, ctx: ReaderContext) -> None:
-        asyncio.run(self._run(ctx))
-
-    async def _run(self, ctx: ReaderContext) -> None:
-        session = SnmpSession(self)
-        try:
-            polls = 0
-            while not ctx.stop.is_set() and (self.count is None or polls < self.count):
-                started = time.monotonic()
-                await self._poll_once(session, ctx)
-                polls += 1
-                while not ctx.stop.is_set() and time.monotonic() - started < self.interval_s:
-                    await asyncio.sleep(min(0.2, self.interval_s))
-        finally:
-            session.close()
+        snmp = SnmpLoop.shared()
+        session = SnmpSession(self, snmp.call(snmp.dispatcher() if self.v3 is None else snmp.engine(self.v3)))
+        polls = 0
+        while not ctx.stop.is_set() and (self.count is None or polls < self.count):
+            started = time.monotonic()
+            snmp.call(self._poll_once(session, ctx))
+            polls += 1
+            ctx.stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
         if self.count is not None:
             ctx.stop.wait()  # `count` reached: this reader is done, the agent goes on
 
@@ -186,21 +219,41 @@ class SnmpPduReader(Reader):
 
 
 class SnmpSession:
-    """One SNMP engine and transport per reader, kept between polls."""
+    """A reader's target and what it walked once, on the shared engine; kept between polls."""
 
-    def __init__(self, reader: SnmpPduReader) -> None:
+    def __init__(self, reader: SnmpPduReader, engine: v1arch.SnmpDispatcher | v3arch.SnmpEngine) -> None:
         self.reader = reader
-        self.engine = SnmpEngine()
+        self.engine = engine
         self.auth = reader._auth()
-        self.context = ContextData(contextName=reader.v3.context if reader.v3 else "")
-        self._target: UdpTransportTarget | None = None
+        self.context = v3arch.ContextData(contextName=reader.v3.context) if reader.v3 else None
+        self._target: v1arch.UdpTransportTarget | v3arch.UdpTransportTarget | None = None
         self._static: dict[str, dict[str, object]] = {}  # configuration columns, walked once per session
 
-    async def target(self) -> UdpTransportTarget:
+    async def _request(self, kind: str, oids: list[str]) -> list[tuple[object, object]]:
+        """A GET, GETNEXT or GETBULK of every OID at once; numeric OIDs and raw values both ways (no MIB lookups)."""
+        r = self.reader
+        arch: Any = v1arch if self.context is None else v3arch
         if self._target is None:
-            r = self.reader
-            self._target = await UdpTransportTarget.create((r.host, r.port), timeout=r.timeout_s, retries=r.retries)
-        return self._target
+            self._target = await arch.UdpTransportTarget.create((r.host, r.port), timeout=r.timeout_s,
+                                                                retries=r.retries)
+        head: list[Any] = [self.engine, self.auth, self._target]
+        if self.context is not None:
+            head.append(self.context)
+        if kind == "bulk":
+            head += [0, MAX_REPETITIONS]
+        cmd = {"get": arch.get_cmd, "next": arch.next_cmd, "bulk": arch.bulk_cmd}[kind]
+        ei, es, _, var_binds = await cmd(*head, *[(ObjectName(oid), Null("")) for oid in oids], lookupMib=False)
+        if kind == "next" and not ei and es and int(es) == NO_SUCH_NAME:
+            return [(oids[0], EndOfMibView())]  # SNMPv1's way of saying the walk ran off the end
+        self._check(ei, es)
+        return [(oid, value) for oid, value in var_binds]
+
+    async def _next_rows(self, oids: list[str]) -> list[tuple[object, object]]:
+        """The next row of each column: GETBULK, or for SNMPv1, which has none, one GETNEXT per column (so that
+        one column at its end cannot fail the request of the others)."""
+        if self.reader.version != "1":
+            return await self._request("bulk", oids)
+        return [vb for oid in oids for vb in await self._request("next", [oid])]
 
     @staticmethod
     def _check(error_indication: object, error_status: Any) -> None:
@@ -210,10 +263,7 @@ class SnmpSession:
             raise PollError(f"SNMP error {error_status.prettyPrint()}")
 
     async def get(self, oids: list[str]) -> list[object]:
-        ei, es, _, var_binds = await get_cmd(self.engine, self.auth, await self.target(), self.context,
-                                             *[ObjectType(ObjectIdentity(oid)) for oid in oids])
-        self._check(ei, es)
-        return [value for _, value in var_binds]
+        return [value for _, value in await self._request("get", oids)]
 
     async def walk_columns(self, columns: list[str]) -> dict[str, dict[str, object]]:
         """Every row of each column: one GETBULK carries all unfinished columns, until each leaves its subtree."""
@@ -221,10 +271,7 @@ class SnmpSession:
         cursor = {c: c for c in columns}
         while cursor:
             cols = list(cursor)
-            requests = [ObjectType(ObjectIdentity(cursor[c])) for c in cols]
-            ei, es, _, var_binds = await bulk_cmd(self.engine, self.auth, await self.target(), self.context, 0,
-                                                  MAX_REPETITIONS, *requests)
-            self._check(ei, es)
+            var_binds = await self._next_rows([cursor[c] for c in cols])
             finished: set[str] = set()
             progressed: set[str] = set()
             for i, (oid, value) in enumerate(var_binds):
@@ -250,9 +297,6 @@ class SnmpSession:
 
     def forget_static(self) -> None:
         self._static.clear()  # after an outage the PDU may have been reconfigured or replaced
-
-    def close(self) -> None:
-        self.engine.close_dispatcher()
 
 
 def _index_key(index: str) -> list[int]:
