@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from edge_agent.readers.blip_serial import MAX_MS, LineError, parse_line
 from hub.stores import open_store
+from hub.stores.influx import to_line, to_lines
 from telemetry import PayloadError, Point, SeriesKey, decode_payload, encode_points
 from telemetry.payload import MAX_TS_MS, MIN_TS_MS
 from web import create_app
@@ -60,6 +61,27 @@ POINTS = st.lists(st.builds(
 @given(POINTS)
 def test_what_the_agent_encodes_the_hub_decodes_unchanged(points: list[Point]) -> None:
     assert decode_payload(KEY, encode_points(points)) == points
+
+
+LOWER = "abcdefghijklmnopqrstuvwxyz"
+NAME = st.text(LOWER, min_size=1, max_size=3).map(lambda s: s + "-0")
+EXTRA = st.text(LOWER + "_XYZ0123456789", min_size=1, max_size=6).map(lambda s: "x" + s)  # never seq, ms or w
+FIELD_VALUE = (st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(2**63), 2**63) | st.booleans()
+               | st.text(max_size=12))
+LINE_POINTS = st.lists(st.builds(
+    lambda site, device, channel, ts, seq, w, ms, machine, extras: Point(
+        SeriesKey(site, device, channel), ts, seq,
+        {"w": w, **({"ms": ms} if ms else {}), **({"machine": machine} if machine else {}), **extras}),
+    NAME, NAME, st.sampled_from(["power", "load1", "energy", "outlet-1"]), st.integers(MIN_TS_MS, MAX_TS_MS),
+    st.integers(0, 2**53), st.floats(allow_nan=False) | st.integers(-(2**53), 2**53), st.integers(0, 2**31),
+    st.text(max_size=10), st.dictionaries(EXTRA, FIELD_VALUE, max_size=4)), min_size=1, max_size=10)
+
+
+@settings(max_examples=500, deadline=None)
+@given(LINE_POINTS)
+def test_the_writers_lines_are_what_influxdb_clients_point_writes(points: list[Point]) -> None:
+    """`to_lines` reuses Point's text for heads, names and strings: the lines must be Point's own, byte for byte."""
+    assert to_lines(points) == "\n".join(to_line(p) for p in points)
 
 
 @settings(max_examples=1000, deadline=None)

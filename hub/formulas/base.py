@@ -8,7 +8,7 @@ running twice stores nothing twice, and a late or retransmitted point just corre
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from hub.stores import Store
@@ -38,10 +38,11 @@ class Formula(ABC):
         runner computes and writes one window after the other (energy's days read its stored hours)."""
         return None
 
-    def windows(self, ts_ms: int) -> set[int]:
-        """Starts of the windows a point at `ts_ms` changes."""
-        w = self.window_ms
-        return {ts_ms // w * w, (ts_ms - self.reach_ms) // w * w}
+    def windows(self, stamps_ms: Sequence[int]) -> set[int]:
+        """Starts of the windows that points at `stamps_ms` change."""
+        w, reach = self.window_ms, self.reach_ms
+        starts = {ts // w * w for ts in stamps_ms}
+        return starts | {(ts - reach) // w * w for ts in stamps_ms} if reach else starts
 
 
 FormulaFactory = Callable[[Section, list[Machine]], Formula]

@@ -29,12 +29,15 @@ class FormulaRunner:
 
     def note(self, points: Iterable[Point]) -> None:
         """Stream mode: these points are stored; recompute what they change."""
+        stamps: dict[SeriesKey, list[int]] = {}
+        for p in points:  # per series first: the hub notes thousands of points of a few series at a time
+            stamps.setdefault(p.key, []).append(p.ts_ms)
         with self._lock:
-            for p in points:
-                for i, f in enumerate(self.formulas):
-                    if f.is_input(p.key):
-                        for start in f.windows(p.ts_ms):
-                            self._dirty.setdefault((i, start), set()).add(p.key)
+            for i, f in enumerate(self.formulas):
+                for key, ts_list in stamps.items():
+                    if f.is_input(key):
+                        for start in f.windows(ts_list):
+                            self._dirty.setdefault((i, start), set()).add(key)
 
     def flush(self) -> int:
         """Recompute every dirty window; the number of derived points written."""

@@ -2,11 +2,18 @@
 
 Lines are serialized by influxdb-client's `Point` (its escaping, not ours). Watts are always floats and `ms`/`seq`
 always integers, so no two writers can make a field type conflict.
+
+`to_lines`, the writer's path, asks `Point` only for the parts that repeat (each series' `measurement,tags` head,
+each field name, each string value) and joins them with numbers formatted as `Point` formats them: a `Point` per
+point cost 11 µs, more than everything else the hub does with a point. Tests check it against `to_line` (one
+`Point` per point) for random points.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -37,6 +44,50 @@ def to_line(p: Point) -> str:
             value = float(value)  # every other number is a float field, whoever wrote it: no type conflicts
         lp = lp.field(name, value)
     return str(lp.to_line_protocol(precision=WritePrecision.MS))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _head(key: SeriesKey) -> str:
+    """`measurement,site=..,device=..,channel=.. ` as Point writes it (the text before a point's first field)."""
+    line = str(LinePoint(key.measurement).tag("site", key.site).tag("device", key.device)
+               .tag("channel", key.channel).field("seq", 0).to_line_protocol())
+    return line[: -len("seq=0i")]
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_key(name: str) -> str:
+    return str(LinePoint("m").field(name, True).to_line_protocol())[2 : -len("=true")]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _string_field(name: str, value: str) -> str:
+    return str(LinePoint("m").field(name, value).to_line_protocol())[2:]  # machine names: few, repeated
+
+
+def _number(value: float) -> str:
+    s = str(value)  # Point's float format: str(), less a trailing ".0"
+    return s[:-2] if s.endswith(".0") else s
+
+
+def _field(name: str, value: object) -> str | None:
+    if name in INT_FIELDS:
+        return f"{_field_key(name)}={int(value)}i"  # type: ignore[call-overload]
+    if isinstance(value, bool):
+        return f"{_field_key(name)}={'true' if value else 'false'}"
+    if isinstance(value, int | float):
+        value = float(value)
+        return f"{_field_key(name)}={_number(value)}" if math.isfinite(value) else None  # Point drops those too
+    return _string_field(name, str(value))
+
+
+def to_lines(points: Sequence[Point]) -> str:
+    """The points' lines, as `to_line` writes each (fields sorted by name, as Point sorts them)."""
+    lines = []
+    for p in points:
+        parts = [f for name, value in sorted([*p.fields.items(), ("seq", p.seq)])
+                 if (f := _field(name, value)) is not None]
+        lines.append(f"{_head(p.key)}{','.join(parts)} {int(p.ts_ms)}")
+    return "\n".join(lines)
 
 
 def _clamp(ms: int) -> int:
@@ -101,7 +152,7 @@ class InfluxStore(Store):
         if not points:
             return
         self._ensure_database()
-        body = "\n".join(to_line(p) for p in points).encode()
+        body = to_lines(points).encode()
         resp = self._request("POST", "/write", params={"db": self.database, "precision": "ms"}, data=body)
         if resp.status_code == 404:
             self._db_checked = False
