@@ -1,17 +1,15 @@
 """Subscribe to `{root}/data/#` with a persistent session; store; acknowledge only what is committed.
 
-paho's network thread decodes each message and hands it to a bounded queue (a full queue stops paho reading, which
-is our back-pressure). One writer thread takes batches by size or age, writes them, then sends the PUBACKs. While
-the store is down nothing is acknowledged, so the broker keeps the messages for us.
+paho's network thread decodes each message and hands it over (`hub/handoff.py`, bounded by points: a full hand-off
+stops paho reading, which is our back-pressure). One writer thread takes batches, writes them, then sends the
+PUBACKs. While the store is down nothing is acknowledged, so the broker keeps the messages for us.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from dataclasses import dataclass
 
 import paho.mqtt.client as paho
 from paho.mqtt.properties import Properties
@@ -19,6 +17,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from hub.agents import AgentBook
 from hub.formulas import FormulaRunner
+from hub.handoff import BatchLimits, Handoff, Message
 from hub.home_assistant import HomeAssistant
 from hub.stores import Store, StoreRejected, StoreUnavailable
 from telemetry import PayloadError, Point, TopicError, decode_payload, parse_data_topic
@@ -31,23 +30,19 @@ from telemetry.topics import hub_topic
 log = logging.getLogger(__name__)
 
 RETRY_MAX_S = 30.0
-# Messages the broker may have in flight to us (MQTT 5 Receive Maximum): with the store down the hub holds at most
-# this many (x 500 points) in memory, and the broker keeps the rest in the session.
-RECEIVE_MAXIMUM = 200
-
-
-@dataclass(frozen=True)
-class Message:
-    mid: int
-    qos: int
-    points: list[Point]
-    connection: int  # which connection it came on: a PUBACK is only meaningful on that one
+# Messages the broker may have in flight to us (MQTT 5 Receive Maximum). What the hub holds in memory is bounded by
+# points (the hand-off and the batch being written); the rest of this window waits in the socket.
+RECEIVE_MAXIMUM = 1000
+# A batch is written before it is full or old when it holds half of the broker's window (it goes on sending the
+# other half meanwhile), or when nothing came for QUIET_S (the window is used up, or a 3.1.1 broker's smaller one).
+FLUSH_MESSAGES = RECEIVE_MAXIMUM // 2
+QUIET_S = 0.01
 
 
 class Subscriber:
     def __init__(self, mqtt: MqttConfig, store: Store, metrics: Metrics, client_id: str,
                  share_group: str | None = None, batch_points: int = 5000, batch_age_s: float = 0.2,
-                 queue_messages: int = 1_000, agents: AgentBook | None = None,
+                 agents: AgentBook | None = None,
                  formulas: FormulaRunner | None = None, home_assistant: tuple[str, float] | None = None) -> None:
         self.mqtt, self.store, self.metrics = mqtt, store, metrics
         self.agents = agents or AgentBook(metrics)
@@ -63,7 +58,8 @@ class Subscriber:
         self.client.on_subscribe = self._on_subscribe
         self.marker_topic = hub_topic(mqtt.root, client_id)
         self._subscribe_mid = -1
-        self._queue: queue.Queue[Message] = queue.Queue(maxsize=queue_messages)
+        self._handoff = Handoff(max_points=2 * batch_points)
+        self._limits = BatchLimits(batch_points, FLUSH_MESSAGES, batch_age_s, QUIET_S)
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
         self.heartbeat = Heartbeat()
@@ -146,41 +142,27 @@ class Subscriber:
             self.ha.birth(bytes(msg.payload))
             client.ack(msg.mid, msg.qos)
             return
+        topic = msg.topic  # paho decodes it on every access
         try:
-            key = parse_data_topic(self.mqtt.root, msg.topic)
+            key = parse_data_topic(self.mqtt.root, topic)
             points = decode_payload(key, bytes(msg.payload))
         except (TopicError, PayloadError) as exc:
             reason = exc.reason if isinstance(exc, PayloadError) else "topic"
-            log.warning("dropped message on %s: %s", msg.topic[:200], exc)
+            log.warning("dropped message on %s: %s", topic[:200], exc)
             self.metrics.inc("powerhub_points_dropped_total", reason=reason)
             client.ack(msg.mid, msg.qos)  # a bad message never gets better: do not let the broker resend it
             return
         self.metrics.inc("powerhub_points_received_total", len(points))
+        message = Message(msg.mid, msg.qos, points, self._connection)
         while not self._stop.is_set():
-            try:
-                self._queue.put(Message(msg.mid, msg.qos, points, self._connection), timeout=0.5)
+            if self._handoff.put(message, timeout_s=0.5):
                 return
-            except queue.Full:
-                continue  # the store is slow or down: holding paho here is the back-pressure we want
-
-    def _take_batch(self) -> list[Message]:
-        batch: list[Message] = []
-        n_points = 0
-        deadline = time.monotonic() + self.batch_age_s
-        while n_points < self.batch_points:
-            timeout = deadline - time.monotonic() if batch else 0.5
-            try:
-                m = self._queue.get(timeout=max(0.0, timeout))
-            except queue.Empty:
-                break
-            batch.append(m)
-            n_points += len(m.points)
-        return batch
+            # The store is slow or down: holding paho here is the back-pressure we want.
 
     def _write_loop(self) -> None:
-        while not (self._stop.is_set() and self._queue.empty()):
+        while not (self._stop.is_set() and not len(self._handoff)):
             self.heartbeat.beat()
-            batch = self._take_batch()
+            batch = self._handoff.take(self._limits, wait_s=0.5)
             if batch:
                 self._store_and_ack(batch)
 

@@ -79,7 +79,8 @@ def _is_number(v: object) -> bool:
     return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)  # type: ignore[arg-type]
 
 
-def _decode_one(key: SeriesKey, obj: object) -> Point:
+def _decode_one(key: SeriesKey, main: str, obj: object) -> Point:
+    """One point of series `key`, whose value is field `main` (passed in: asked once per payload, not per point)."""
     if not isinstance(obj, dict):
         raise PayloadError("type", f"a point must be a JSON object, not {type(obj).__name__}")
     for name in ("ts", "seq"):
@@ -100,7 +101,6 @@ def _decode_one(key: SeriesKey, obj: object) -> Point:
             fields[name] = v
         elif name != "ts" and name != "seq" and (value := _check_field(name, v)) is not None:
             fields[name] = value
-    main = key.main_field
     if main not in fields:
         raise PayloadError("missing", f"field {main!r} is required for {key.measurement} series")
     return Point(key, ts, seq, fields)
@@ -143,5 +143,6 @@ def decode_payload(key: SeriesKey, payload: bytes) -> list[Point]:
             raise PayloadError("type", "empty array")
         if len(body) > MAX_POINTS_PER_PAYLOAD:
             raise PayloadError("oversized", f"{len(body)} points, more than {MAX_POINTS_PER_PAYLOAD}")
-        return [_decode_one(key, obj) for obj in body]
-    return [_decode_one(key, body)]
+        main = key.main_field
+        return [_decode_one(key, main, obj) for obj in body]
+    return [_decode_one(key, key.main_field, body)]

@@ -6,6 +6,8 @@ subscription, so that agents (`agent.wait_for_hub`) know a point published now r
 
 from __future__ import annotations
 
+import functools
+
 from telemetry.names import NameError_, SeriesKey, check_name
 
 
@@ -29,6 +31,7 @@ def hub_filter(root: str) -> str:
     return f"{root}/hub/+"
 
 
+@functools.lru_cache(maxsize=4096)  # the hub parses every message's topic; a site has few of them
 def parse_data_topic(root: str, topic: str) -> SeriesKey:
     """The series a data topic names; the root may itself contain slashes (`$share/...` is not part of it)."""
     prefix = f"{root}/data/"
