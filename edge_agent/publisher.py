@@ -36,6 +36,7 @@ MAX_POINTS_PER_MESSAGE = 500
 PEEK_POINTS = 2000
 RETRY_AFTER_REFUSAL_S = 5.0
 RETRY_UNDELIVERED_S = 1.0
+EARLY_S = 5.0  # a PUBACK that raced ahead of its publish() returning is this fresh at most
 WAIT_FOR_HUB_LOG_S = 10.0
 
 # What an acknowledgement says about a message's points.
@@ -78,7 +79,9 @@ class Publisher:
         self._stop = threading.Event()
         self._acks: collections.deque[tuple[int, str]] = collections.deque()
         self._inflight: dict[int, list[int]] = {}
-        self._early: dict[int, str] = {}
+        # PUBACKs that came before `_publish_more` recorded their mid: (outcome, when). Status messages' PUBACKs
+        # land here too and are never claimed; a data message may claim only a fresh one, since mids are reused.
+        self._early: dict[int, tuple[str, float]] = {}
         self._cursor = 0
         self._unsettled: list[int] = []  # acknowledged by the broker, not yet deleted from the outbox
         self._thread = threading.Thread(target=self._drain_loop, name="publisher", daemon=True)
@@ -182,7 +185,9 @@ class Publisher:
             mid, outcome = self._acks.popleft()
             seqs = self._inflight.pop(mid, None)
             if seqs is None:
-                self._early[mid] = outcome  # PUBACK raced ahead of our bookkeeping
+                if len(self._early) > 1000:
+                    self._early = {m: e for m, e in self._early.items() if time.monotonic() - e[1] < EARLY_S}
+                self._early[mid] = (outcome, time.monotonic())
                 continue
             self._settle(seqs, outcome)
 
@@ -231,10 +236,10 @@ class Publisher:
                 seqs = [p.seq for p in group]
                 self._cursor = seqs[-1]
                 early = self._early.pop(info.mid, None)
-                if early is None:
+                if early is None or time.monotonic() - early[1] > EARLY_S:
                     self._inflight[info.mid] = seqs
                 else:
-                    self._settle(seqs, early)
+                    self._settle(seqs, early[0])
                 self.counters["messages_sent"] += 1
                 if len(self._inflight) >= MAX_INFLIGHT_MESSAGES:
                     return
