@@ -86,9 +86,11 @@ def influx_raw_pts_per_s(influx: InfluxDB, db: str, pts: list[Point]) -> float:
     return len(pts) / (time.perf_counter() - t0)
 
 
-def run_hub(work: Path, broker: Mosquitto, url: str, client_id: str) -> subprocess.Popen[bytes]:
+def run_hub(work: Path, broker: Mosquitto, url: str, client_id: str,
+            share_group: str | None = None) -> subprocess.Popen[bytes]:
     config = work / f"{client_id}.toml"
-    config.write_text(f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n[hub]\nclient_id = "{client_id}"\n'
+    share = f'share_group = "{share_group}"\n' if share_group else ""
+    config.write_text(f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n[hub]\nclient_id = "{client_id}"\n{share}'
                       f'[store]\nurl = "{url}"\n')
     proc = subprocess.Popen([sys.executable, "-m", "powerhub_cli", "hub", "--config", str(config)],
                             stdout=subprocess.DEVNULL, stderr=open(work / f"{client_id}.log", "wb"))  # noqa: SIM115
@@ -98,18 +100,22 @@ def run_hub(work: Path, broker: Mosquitto, url: str, client_id: str) -> subproce
 
 
 def timed_ingest(work: Path, broker: Mosquitto, url: str, device: str, n: int,
-                 publish: Callable[[], None]) -> tuple[float, float]:
-    """points/s from the first publish until the store holds all `n`, and the hub's peak RSS."""
-    hub = run_hub(work, broker, url, f"bench-hub-{device}")
-    peak = Peak(hub.pid)
+                 publish: Callable[[], None], hubs: int = 1) -> tuple[float, float]:
+    """points/s from the first publish until the store holds all `n`, and the peak RSS of a hub. Several hubs share
+    the subscription (`hub.share_group`)."""
+    group = f"bench-{device}" if hubs > 1 else None
+    procs = [run_hub(work, broker, url, f"bench-hub-{device}-{i}", group) for i in range(hubs)]
+    peaks = [Peak(p.pid) for p in procs]
     try:
         t0 = time.perf_counter()
         publish()
         wait_for(lambda: count_stored(url, device) >= n, 600, f"{n} points of {device} stored")
-        return n / (time.perf_counter() - t0), peak.stop()
+        return n / (time.perf_counter() - t0), max(p.stop() for p in peaks)
     finally:
-        hub.send_signal(signal.SIGTERM)
-        hub.wait(60)
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(60)
 
 
 def batched_publish(work: Path, broker: Mosquitto, pts: list[Point]) -> Callable[[], None]:
@@ -274,11 +280,15 @@ def main() -> int:
         rate1, hub_mb1 = timed_ingest(work, broker, url, "single", args.single_points,
                                       single_publish_c(broker, single))
         results["ingest_single_pts_per_s"] = round(rate1)
+        single = points("single2", args.single_points)
+        rate3, hub_mb3 = timed_ingest(work, broker, url, "single2", args.single_points,
+                                      single_publish_c(broker, single), hubs=2)
+        results["ingest_single_2hubs_pts_per_s"] = round(rate3)  # two hubs on one shared subscription
         single = points("singlepaho", args.single_points)
         rate2, hub_mb2 = timed_ingest(work, broker, url, "singlepaho", args.single_points,
                                       single_publish(broker, single))
         results["ingest_single_paho_pts_per_s"] = round(rate2)
-        results["hub_rss_mb"] = round(max(hub_mb, hub_mb1, hub_mb2), 1)
+        results["hub_rss_mb"] = round(max(hub_mb, hub_mb1, hub_mb2, hub_mb3), 1)
         results["outbox_drain_pts_per_s"] = round(outbox_drain(work, broker, args.drain_points))
         results.update(history_figures(f"influxdb://127.0.0.1:{influx.port}/benchyear", args.year_points,
                                        influxql_group_by))
