@@ -118,15 +118,15 @@ def timed_ingest(work: Path, broker: Mosquitto, url: str, device: str, n: int,
             proc.wait(60)
 
 
-def batched_publish(work: Path, broker: Mosquitto, pts: list[Point]) -> Callable[[], None]:
+def batched_publish(work: Path, broker: Mosquitto, pts: list[Point], name: str = "a") -> Callable[[], None]:
     """The agent itself: its outbox holds the points, its publisher sends arrays of up to 500."""
-    outbox_path = work / "bench-outbox.sqlite"
+    outbox_path = work / f"bench-outbox-{name}.sqlite"
     outbox = Outbox(outbox_path)
     for p in pts:
         outbox.put(p)
     outbox.close()
-    config = work / "agent.toml"
-    config.write_text(f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n[agent]\nsite = "bench"\nname = "a"\n'
+    config = work / f"agent-{name}.toml"
+    config.write_text(f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n[agent]\nsite = "bench"\nname = "{name}"\n'
                       f'outbox = "{outbox_path}"\n[[agent.readers]]\nkind = "simulated"\ndevice = "idle"\n'
                       'interval_s = 3600\nmode = "watts"\n')
 
@@ -221,6 +221,40 @@ def raw_buckets(store: Store, key: SeriesKey, from_ms: int, to_ms: int, step_ms:
     store.buckets(key, from_ms, to_ms, step_ms)  # the store's own GROUP BY over the raw points
 
 
+def outbox_empty(path: Path) -> bool:
+    try:
+        return len(Outbox(path)) == 0
+    except Exception:  # the agent holds a write lock for a moment
+        return False
+
+
+def hub_backlog(work: Path, broker: Mosquitto, url: str, n: int) -> float:
+    """The hub alone, with no agent competing for the cores: `n` points (arrays of 500) wait in its session while it
+    is away, then it stores them. points/s from its first stored point to its last."""
+    client_id = "bench-hub-backlog"
+    first_run = run_hub(work, broker, url, client_id)
+    first_run.send_signal(signal.SIGTERM)
+    first_run.wait(60)  # its session now exists at the broker, and keeps what comes
+    publish = batched_publish(work, broker, points("backlog", n), name="backlog")
+    publish()
+    agent: subprocess.Popen[bytes] = batched_publish.proc  # type: ignore[attr-defined]
+    try:
+        wait_for(lambda: outbox_empty(work / "bench-outbox-backlog.sqlite"), 600,
+                 "the agent to hand its points to the broker")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(60)
+    hub = subprocess.Popen([sys.executable, "-m", "powerhub_cli", "hub", "--config", str(work / f"{client_id}.toml")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        first = wait_for(lambda: (c := count_stored(url, "backlog")) and (c, time.perf_counter()), 60, "a point")
+        wait_for(lambda: count_stored(url, "backlog") >= n, 600, "the backlog stored")
+        return (n - first[0]) / (time.perf_counter() - first[1])
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        hub.wait(60)
+
+
 def outbox_drain(work: Path, broker: Mosquitto, n: int) -> float:
     """An agent with `n` points waiting in its outbox and a broker that takes them: points/s until all acked."""
     outbox_path = work / "drain-outbox.sqlite"
@@ -236,12 +270,7 @@ def outbox_drain(work: Path, broker: Mosquitto, n: int) -> float:
     proc = subprocess.Popen([sys.executable, "-m", "powerhub_cli", "agent", "--config", str(config)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        def drained() -> bool:
-            try:
-                return len(Outbox(outbox_path)) == 0
-            except Exception:
-                return False
-        wait_for(drained, 600, "the outbox to drain")
+        wait_for(lambda: outbox_empty(outbox_path), 600, "the outbox to drain")
         return n / (time.perf_counter() - t0)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -252,6 +281,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, default=200_000)
     ap.add_argument("--single-points", type=int, default=50_000)
+    ap.add_argument("--backlog-points", type=int, default=500_000)
     ap.add_argument("--year-points", type=int, default=3_153_600)
     ap.add_argument("--drain-points", type=int, default=1_000_000)
     ap.add_argument("--sse-clients", type=int, default=1000)
@@ -289,6 +319,7 @@ def main() -> int:
                                       single_publish(broker, single))
         results["ingest_single_paho_pts_per_s"] = round(rate2)
         results["hub_rss_mb"] = round(max(hub_mb, hub_mb1, hub_mb2, hub_mb3), 1)
+        results["ingest_backlog_pts_per_s"] = round(hub_backlog(work, broker, url, args.backlog_points))
         results["outbox_drain_pts_per_s"] = round(outbox_drain(work, broker, args.drain_points))
         results.update(history_figures(f"influxdb://127.0.0.1:{influx.port}/benchyear", args.year_points,
                                        influxql_group_by))
