@@ -80,12 +80,28 @@ def _field(name: str, value: object) -> str | None:
     return _string_field(name, str(value))
 
 
+@functools.lru_cache(maxsize=4096)
+def _order(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """A point's field names with `seq`, in Point's order (sorted), each with its key as Point writes it."""
+    return tuple((name, _field_key(name)) for name in sorted((*names, "seq")))
+
+
 def to_lines(points: Sequence[Point]) -> str:
-    """The points' lines, as `to_line` writes each (fields sorted by name, as Point sorts them)."""
+    """The points' lines, as `to_line` writes each."""
     lines = []
     for p in points:
-        parts = [f for name, value in sorted([*p.fields.items(), ("seq", p.seq)])
-                 if (f := _field(name, value)) is not None]
+        fields = p.fields
+        parts = []
+        for name, key in _order(tuple(fields)):  # a payload's points share their names: one lookup each
+            if name == "seq":
+                parts.append(f"seq={int(p.seq)}i")
+                continue
+            value = fields[name]
+            if type(value) is float and name not in INT_FIELDS and value - value == 0.0:  # finite: the common case
+                text = str(value)
+                parts.append(f"{key}={text[:-2] if text.endswith('.0') else text}")
+            elif (part := _field(name, value)) is not None:
+                parts.append(part)
         lines.append(f"{_head(p.key)}{','.join(parts)} {int(p.ts_ms)}")
     return "\n".join(lines)
 
