@@ -217,14 +217,14 @@ def test_pdus_share_one_loop_and_a_silent_one_does_not_hold_up_the_others(snmpsi
     for t in threads:
         t.start()
     try:
-        time.sleep(2.0)  # the silent PDU is still in its first poll (1 s, then a retry)
+        time.sleep(1.5)  # the silent PDU is still in its first poll (1 s, then a 1 s retry)
         with capture.lock:
             polls = Counter(device for device, channel, _ in capture.points if channel == "total")
     finally:
         ctx.stop.set()
         for t in threads:
             t.join(10)
-    assert polls["pdu-slow"] == 0 and ctx.counters["snmp_errors"] <= 1
+    assert polls["pdu-slow"] == 0
     assert polls["pdu-a3"] >= 4 and polls["pdu-b3"] >= 4  # every 0.2 s while the other waits
     assert [t.name for t in threading.enumerate()].count("snmp") == 1
 
