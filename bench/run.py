@@ -87,15 +87,17 @@ def influx_raw_pts_per_s(influx: InfluxDB, db: str, pts: list[Point]) -> float:
 
 
 def run_hub(work: Path, broker: Mosquitto, url: str, client_id: str,
-            share_group: str | None = None) -> subprocess.Popen[bytes]:
+            share_group: str | None = None, wait: bool = True) -> subprocess.Popen[bytes]:
+    """`powerhub hub`; with `wait`, returns once it has subscribed (and half a second more)."""
     config = work / f"{client_id}.toml"
     share = f'share_group = "{share_group}"\n' if share_group else ""
     config.write_text(f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n[hub]\nclient_id = "{client_id}"\n{share}'
                       f'[store]\nurl = "{url}"\n')
     proc = subprocess.Popen([sys.executable, "-m", "powerhub_cli", "hub", "--config", str(config)],
                             stdout=subprocess.DEVNULL, stderr=open(work / f"{client_id}.log", "wb"))  # noqa: SIM115
-    wait_for(lambda: "subscribing to" in (work / f"{client_id}.log").read_text(), 30, "the hub")
-    time.sleep(0.5)
+    if wait:
+        wait_for(lambda: "subscribing to" in (work / f"{client_id}.log").read_text(), 30, "the hub")
+        time.sleep(0.5)
     return proc
 
 
@@ -244,8 +246,8 @@ def hub_backlog(work: Path, broker: Mosquitto, url: str, n: int) -> float:
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(60)
-    hub = subprocess.Popen([sys.executable, "-m", "powerhub_cli", "hub", "--config", str(work / f"{client_id}.toml")],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Not waited for: a backlog is stored from the hub's first moment, and timed from its first stored point.
+    hub = run_hub(work, broker, url, client_id, wait=False)
     try:
         first = wait_for(lambda: (c := count_stored(url, "backlog")) and (c, time.perf_counter()), 60, "a point")
         wait_for(lambda: count_stored(url, "backlog") >= n, 600, "the backlog stored")
@@ -306,19 +308,18 @@ def main() -> int:
         results["influx_raw_pts_per_s"] = round(raw)
         results["ingest_batched_pts_per_s"] = round(rate)
         results["ingest_ratio_vs_influx_raw"] = round(rate / raw, 3)
-        single = points("single", args.single_points)
-        rate1, hub_mb1 = timed_ingest(work, broker, url, "single", args.single_points,
-                                      single_publish_c(broker, single))
-        results["ingest_single_pts_per_s"] = round(rate1)
-        single = points("single2", args.single_points)
-        rate3, hub_mb3 = timed_ingest(work, broker, url, "single2", args.single_points,
-                                      single_publish_c(broker, single), hubs=2)
-        results["ingest_single_2hubs_pts_per_s"] = round(rate3)  # two hubs on one shared subscription
-        single = points("singlepaho", args.single_points)
-        rate2, hub_mb2 = timed_ingest(work, broker, url, "singlepaho", args.single_points,
-                                      single_publish(broker, single))
-        results["ingest_single_paho_pts_per_s"] = round(rate2)
-        results["hub_rss_mb"] = round(max(hub_mb, hub_mb1, hub_mb2, hub_mb3), 1)
+        hub_mbs = [hub_mb]
+        # One point per message: (device, publisher, hubs on one shared subscription) for each figure.
+        for figure, (device, publisher, hubs) in {
+            "ingest_single_pts_per_s": ("single", single_publish_c, 1),
+            "ingest_single_2hubs_pts_per_s": ("single2", single_publish_c, 2),
+            "ingest_single_paho_pts_per_s": ("singlepaho", single_publish, 1),
+        }.items():
+            rate_1, mb = timed_ingest(work, broker, url, device, args.single_points,
+                                      publisher(broker, points(device, args.single_points)), hubs)
+            results[figure] = round(rate_1)
+            hub_mbs.append(mb)
+        results["hub_rss_mb"] = round(max(hub_mbs), 1)
         results["ingest_backlog_pts_per_s"] = round(hub_backlog(work, broker, url, args.backlog_points))
         results["outbox_drain_pts_per_s"] = round(outbox_drain(work, broker, args.drain_points))
         results.update(history_figures(f"influxdb://127.0.0.1:{influx.port}/benchyear", args.year_points,

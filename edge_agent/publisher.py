@@ -25,7 +25,7 @@ import paho.mqtt.client as paho
 from edge_agent.outbox import Outbox, OutboxFull
 from telemetry import Point, data_topic, encode_points, status_topic
 from telemetry.config import MqttConfig
-from telemetry.mqtt import connect_async, is_hub_marker, make_client, reached_a_subscriber, status_payload
+from telemetry.mqtt import connect_async, is_hub_marker, make_client, matched_no_subscriber, status_payload
 from telemetry.sdnotify import Heartbeat
 from telemetry.topics import hub_filter
 
@@ -146,7 +146,7 @@ class Publisher:
     def _on_publish(self, _c: paho.Client, _u: object, mid: int, reason: object, _p: object) -> None:
         if getattr(reason, "is_failure", False):
             outcome = REFUSED
-        elif not reached_a_subscriber(reason) or (self.wait_for_hub and not self._hub_seen.is_set()):
+        elif matched_no_subscriber(reason) or (self.wait_for_hub and not self._hub_seen.is_set()):
             outcome = UNDELIVERED
         else:
             outcome = DELIVERED

@@ -76,8 +76,6 @@ def is_hub_marker(payload: bytes) -> bool:
     return isinstance(doc, dict) and doc.get("state") == HUB_SUBSCRIBED
 
 
-def reached_a_subscriber(reason: object) -> bool:
-    """Whether a PUBACK says the point went somewhere: not refused, and (MQTT 5) some subscription matched it."""
-    if getattr(reason, "is_failure", False):
-        return False
-    return getattr(reason, "value", 0) != NO_MATCHING_SUBSCRIBERS
+def matched_no_subscriber(reason: object) -> bool:
+    """Whether an accepted PUBACK says (MQTT 5) that no subscription matched the message."""
+    return getattr(reason, "value", 0) == NO_MATCHING_SUBSCRIBERS

@@ -212,10 +212,14 @@ class Rig:
         try:
             wait_for(done, timeout_s, "every produced point stored")
         except AssertionError as exc:
-            missing = sorted(set(range(1, self.produced() + 1)) - {p.seq for p in self.stored()})
+            missing = sorted(self.unstored())
             raise AssertionError(f"{exc}: {len(missing)} seqs missing, e.g. {missing[:5]}..{missing[-5:]}; outbox "
                                  f"holds {self.held_count()}\n--- agent.log\n{self.log('agent')[-3000:]}\n--- hub.log\n"
                                  f"{self.log('hub')[-2000:]}") from None
+
+    def unstored(self) -> set[int]:
+        """The seqs the agent gave out that the store does not have."""
+        return set(range(1, self.produced() + 1)) - {p.seq for p in self.stored()}
 
     def verify(self, scenario: str, snapshots: list[dict[int, Row]], artifacts: Path) -> Tally:
         produced = self.produced()
@@ -321,8 +325,7 @@ def test_broker_lost_its_sessions_and_the_hub_comes_back_last(tmp_path: Path, br
             # What the broker acknowledged but had not yet passed to the hub goes with its sessions, whatever the
             # agent does (README, "What is not guaranteed"): hold the agent's traffic until the hub has it all.
             proxy.flowing.clear()
-            wait_for(lambda: not (set(range(1, rig.produced() + 1)) - set(rig.held())
-                                  - {p.seq for p in rig.stored()}), 30, "the hub to store what the broker took")
+            wait_for(lambda: not rig.unstored() - set(rig.held()), 30, "the hub to store what the broker took")
             broker.stop()
             (tmp_path / "mosquitto.db").unlink(missing_ok=True)
             rig.stop("hub")
