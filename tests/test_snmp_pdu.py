@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import bz2
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -202,6 +205,61 @@ def test_wrong_community_times_out_logged_once(snmpsim: SnmpSim, caplog: pytest.
     assert capture.points == []
     assert ctx.counters["snmp_errors"] >= 3
     assert len([r for r in caplog.records if "No SNMP response" in r.getMessage()]) == 1
+
+
+def test_garbage_answers_are_dropped_and_the_poll_times_out(caplog: pytest.LogCaptureFixture) -> None:
+    """A peer that answers every request with bytes that are not an SNMP message (or are, of the wrong version):
+    nothing is emitted, each poll is an error, and the reader goes on."""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(0.1)
+    stop = threading.Event()
+    answered: list[bytes] = []
+
+    def answer() -> None:
+        garbage = [b"\x00\xffnot asn.1", b"\x30\x03\x02\x01\x00"]  # junk; an SNMPv1 header with no PDU
+        while not stop.is_set():
+            try:
+                data, addr = peer.recvfrom(65535)
+            except TimeoutError:
+                continue
+            answered.append(data)
+            peer.sendto(garbage[len(answered) % 2], addr)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        config = {"host": "127.0.0.1", "port": peer.getsockname()[1], "community": "apc", "profile": "apc",
+                  "timeout_s": 0.2, "retries": 1, "interval_s": 0.1}
+        capture, ctx = run_reader(config, 0, timeout_s=2)
+    finally:
+        stop.set()
+        thread.join(5)
+        peer.close()
+    assert capture.points == []
+    assert ctx.counters["snmp_errors"] >= 2
+    assert len(answered) >= 2 * ctx.counters["snmp_errors"]  # each poll was sent, and retried once
+    assert len([r for r in caplog.records if "No SNMP response" in r.getMessage()]) == 1
+
+
+def test_a_host_that_does_not_resolve_is_a_poll_error(caplog: pytest.LogCaptureFixture) -> None:
+    config = {"host": "no-such-pdu.invalid", "community": "public", "profile": "apc", "interval_s": 0.1}
+    capture, ctx = run_reader(config, 0, timeout_s=1)
+    assert capture.points == []
+    assert ctx.counters["snmp_errors"] >= 2
+    [record] = [r for r in caplog.records if "cannot open a socket" in r.getMessage()]
+    assert "no-such-pdu.invalid" in record.getMessage()
+
+
+def test_v1_and_v2c_readers_do_not_load_the_snmpv3_engine() -> None:
+    """The agent's memory budget: pysnmp's engine and MIB builder are for SNMPv3 readers only."""
+    code = ("import sys; from edge_agent.readers import reader_from_config; from telemetry.config import Section; "
+            "reader_from_config(Section({'kind': 'snmp_pdu', 'device': 'p', 'host': 'h', 'community': 'c', "
+            "'profile': 'apc'}, 'r')); "
+            "print(sorted(m for m in sys.modules "
+            "if m.startswith(('pysnmp.entity', 'pysnmp.smi.builder', 'pysnmp.hlapi'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
 
 
 def test_pdus_share_one_loop_and_a_silent_one_does_not_hold_up_the_others(snmpsim: SnmpSim) -> None:

@@ -5,8 +5,8 @@ round or two. Values the device reports as unsupported (negative, e.g. -1) and n
 skipped, never stored. A PDU that times out is logged once per outage and counted; the agent's other readers go on.
 
 Every `snmp_pdu` reader of a process polls on one asyncio loop (`SnmpLoop`), so a PDU that times out only holds up
-its own poll. v1 and v2c go through pysnmp's v1arch dispatcher, which needs no MIBs: OIDs are numeric and never
-resolved. Only SNMPv3 needs an engine (USM), which loads its MIBs (about 4 MB) on creation: one per v3 user.
+its own poll. v1 and v2c requests need no MIBs and no engine (`snmp_community`): OIDs are numeric and never resolved.
+Only SNMPv3 needs pysnmp's engine (USM, `snmp_usm`), imported when a reader is configured for it.
 """
 
 from __future__ import annotations
@@ -20,29 +20,20 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from pyasn1.type.univ import Integer, OctetString
-from pysnmp.hlapi.v1arch import asyncio as v1arch
-from pysnmp.hlapi.v3arch import asyncio as v3arch
-from pysnmp.hlapi.v3arch.asyncio import auth as snmp_auth
-from pysnmp.proto.rfc1902 import Null, ObjectName
 from pysnmp.proto.rfc1905 import EndOfMibView
 
 from edge_agent.readers.base import Fields, Reader, ReaderContext, register
 from edge_agent.readers.pdu_profiles import PROFILES, Column, Profile, Scalar
+from edge_agent.readers.snmp_community import CommunityClient, PollError, Response
 from telemetry.config import Section
 
 log = logging.getLogger(__name__)
 
 # The ASN.1 bases: SNMPv1 answers in RFC 1155's types (Counter, Gauge), v2c and v3 in RFC 1902's (Counter32, ...).
 NUMERIC = Integer
-AUTH_PROTOCOLS = {
-    "md5": snmp_auth.usmHMACMD5AuthProtocol, "sha": snmp_auth.usmHMACSHAAuthProtocol,
-    "sha224": snmp_auth.usmHMAC128SHA224AuthProtocol, "sha256": snmp_auth.usmHMAC192SHA256AuthProtocol,
-    "sha384": snmp_auth.usmHMAC256SHA384AuthProtocol, "sha512": snmp_auth.usmHMAC384SHA512AuthProtocol,
-}
-PRIV_PROTOCOLS = {
-    "des": snmp_auth.usmDESPrivProtocol, "aes": snmp_auth.usmAesCfb128Protocol,
-    "aes192": snmp_auth.usmAesCfb192Protocol, "aes256": snmp_auth.usmAesCfb256Protocol,
-}
+# pysnmp's protocol objects for these live in `snmp_usm`, which only SNMPv3 readers import.
+AUTH_PROTOCOLS = ("md5", "sha", "sha224", "sha256", "sha384", "sha512")
+PRIV_PROTOCOLS = ("des", "aes", "aes192", "aes256")
 MAX_REPETITIONS = 32
 NO_SUCH_NAME = 2  # SNMPv1 error-status
 
@@ -51,8 +42,7 @@ T = TypeVar("T")
 
 
 class SnmpLoop:
-    """The process's SNMP loop thread, its v1/v2c dispatcher and its v3 engines, made on first use. Engines are kept
-    per SNMPv3 user, since an engine holds one set of keys per user name."""
+    """The process's SNMP loop thread, made on first use."""
 
     _shared: ClassVar[SnmpLoop | None] = None
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -60,8 +50,6 @@ class SnmpLoop:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, name="snmp", daemon=True).start()
-        self._engines: dict[V3User, v3arch.SnmpEngine] = {}
-        self._dispatcher: v1arch.SnmpDispatcher | None = None
 
     @classmethod
     def shared(cls) -> SnmpLoop:
@@ -73,21 +61,6 @@ class SnmpLoop:
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` on the loop and wait for its result (or exception) in the calling reader's thread."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    # Both are made on the loop, which their transports bind to.
-    async def engine(self, user: V3User) -> v3arch.SnmpEngine:
-        if user not in self._engines:
-            self._engines[user] = v3arch.SnmpEngine()
-        return self._engines[user]
-
-    async def dispatcher(self) -> v1arch.SnmpDispatcher:
-        if self._dispatcher is None:
-            self._dispatcher = v1arch.SnmpDispatcher()
-        return self._dispatcher
-
-
-class PollError(RuntimeError):
-    """The PDU did not answer usefully (timeout, SNMP error status)."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +75,8 @@ class V3User:
 
 def _parse_v3(sec: Section) -> V3User:
     user = sec.string("user")
-    auth_protocol = sec.string("auth_protocol", None, choices=tuple(AUTH_PROTOCOLS))
-    priv_protocol = sec.string("priv_protocol", None, choices=tuple(PRIV_PROTOCOLS))
+    auth_protocol = sec.string("auth_protocol", None, choices=AUTH_PROTOCOLS)
+    priv_protocol = sec.string("priv_protocol", None, choices=PRIV_PROTOCOLS)
     auth_key = sec.secret("auth_key", required=auth_protocol is not None)
     priv_key = sec.secret("priv_key", required=priv_protocol is not None)
     if priv_protocol and not auth_protocol:
@@ -175,19 +148,9 @@ class SnmpPduReader(Reader):
             count=sec.integer("count", None, min_value=1),
         )
 
-    def _auth(self) -> v1arch.CommunityData | v3arch.UsmUserData:
-        if self.v3 is None:
-            return v1arch.CommunityData(self.community or "", mpModel=0 if self.version == "1" else 1)
-        v3 = self.v3
-        return v3arch.UsmUserData(
-            v3.user, v3.auth_key, v3.priv_key,
-            authProtocol=AUTH_PROTOCOLS[v3.auth_protocol] if v3.auth_protocol else snmp_auth.usmNoAuthProtocol,
-            privProtocol=PRIV_PROTOCOLS[v3.priv_protocol] if v3.priv_protocol else snmp_auth.usmNoPrivProtocol,
-        )
-
     def run(self, ctx: ReaderContext) -> None:
         snmp = SnmpLoop.shared()
-        session = SnmpSession(self, snmp.call(snmp.dispatcher() if self.v3 is None else snmp.engine(self.v3)))
+        session = SnmpSession(self)
         polls = 0
         while not ctx.stop.is_set() and (self.count is None or polls < self.count):
             started = time.monotonic()
@@ -219,34 +182,35 @@ class SnmpPduReader(Reader):
 
 
 class SnmpSession:
-    """A reader's target and what it walked once, on the shared engine; kept between polls."""
+    """A reader's client (made on the loop, at its first request) and what it walked once; kept between polls."""
 
-    def __init__(self, reader: SnmpPduReader, engine: v1arch.SnmpDispatcher | v3arch.SnmpEngine) -> None:
+    def __init__(self, reader: SnmpPduReader) -> None:
         self.reader = reader
-        self.engine = engine
-        self.auth = reader._auth()
-        self.context = v3arch.ContextData(contextName=reader.v3.context) if reader.v3 else None
-        self._target: v1arch.UdpTransportTarget | v3arch.UdpTransportTarget | None = None
+        self._client: Any = None  # CommunityClient, or snmp_usm's UsmClient for SNMPv3
         self._static: dict[str, dict[str, object]] = {}  # configuration columns, walked once per session
 
-    async def _request(self, kind: str, oids: list[str]) -> list[tuple[object, object]]:
-        """A GET, GETNEXT or GETBULK of every OID at once; numeric OIDs and raw values both ways (no MIB lookups)."""
+    async def _open(self) -> Any:
         r = self.reader
-        arch: Any = v1arch if self.context is None else v3arch
-        if self._target is None:
-            self._target = await arch.UdpTransportTarget.create((r.host, r.port), timeout=r.timeout_s,
-                                                                retries=r.retries)
-        head: list[Any] = [self.engine, self.auth, self._target]
-        if self.context is not None:
-            head.append(self.context)
-        if kind == "bulk":
-            head += [0, MAX_REPETITIONS]
-        cmd = {"get": arch.get_cmd, "next": arch.next_cmd, "bulk": arch.bulk_cmd}[kind]
-        ei, es, _, var_binds = await cmd(*head, *[(ObjectName(oid), Null("")) for oid in oids], lookupMib=False)
-        if kind == "next" and not ei and es and int(es) == NO_SUCH_NAME:
+        try:
+            if r.v3 is None:
+                return await CommunityClient.open(r.host, r.port, r.community or "", r.version, r.timeout_s,
+                                                  r.retries)
+            from edge_agent.readers.snmp_usm import UsmClient  # SNMPv3's engine and MIBs: only for those who use it
+
+            return await UsmClient.open(r.host, r.port, r.v3, r.timeout_s, r.retries)
+        except OSError as exc:  # a name that does not resolve, an address family the host lacks
+            raise PollError(f"cannot open a socket to it: {exc}") from exc
+
+    async def _request(self, kind: str, oids: list[str]) -> list[tuple[object, object]]:
+        """A GET, GETNEXT or GETBULK of every OID at once."""
+        if self._client is None:
+            self._client = await self._open()
+        response: Response = await self._client.request(kind, oids, MAX_REPETITIONS)
+        if kind == "next" and response.error_status == NO_SUCH_NAME:
             return [(oids[0], EndOfMibView())]  # SNMPv1's way of saying the walk ran off the end
-        self._check(ei, es)
-        return [(oid, value) for oid, value in var_binds]
+        if response.error_status:
+            raise PollError(f"SNMP error {response.error_name}")
+        return list(response.var_binds)
 
     async def _next_rows(self, oids: list[str]) -> list[tuple[object, object]]:
         """The next row of each column: GETBULK, or for SNMPv1, which has none, one GETNEXT per column (so that
@@ -254,13 +218,6 @@ class SnmpSession:
         if self.reader.version != "1":
             return await self._request("bulk", oids)
         return [vb for oid in oids for vb in await self._request("next", [oid])]
-
-    @staticmethod
-    def _check(error_indication: object, error_status: Any) -> None:
-        if error_indication:
-            raise PollError(str(error_indication))
-        if error_status:
-            raise PollError(f"SNMP error {error_status.prettyPrint()}")
 
     async def get(self, oids: list[str]) -> list[object]:
         return [value for _, value in await self._request("get", oids)]
