@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 import paho.mqtt.client as paho
 
-from edge_agent.outbox import Outbox, OutboxFull
-from telemetry import Point, data_topic, encode_points, status_topic
+from edge_agent.outbox import Outbox, OutboxFull, WireRow
+from telemetry import data_topic, parse_series_id, status_topic
 from telemetry.config import MqttConfig
 from telemetry.mqtt import connect_async, is_hub_marker, make_client, matched_no_subscriber, status_payload
 from telemetry.sdnotify import Heartbeat
@@ -43,15 +43,22 @@ WAIT_FOR_HUB_LOG_S = 10.0
 DELIVERED, REFUSED, UNDELIVERED = "delivered", "refused", "undelivered"
 
 
-def group_by_series(points: list[Point], limit: int) -> list[list[Point]]:
+def group_by_series(rows: list[WireRow], limit: int) -> list[list[WireRow]]:
     """Runs of consecutive points of one series, at most `limit` each: order across series is kept."""
-    groups: list[list[Point]] = []
-    for p in points:
-        if groups and groups[-1][0].key == p.key and len(groups[-1]) < limit:
-            groups[-1].append(p)
+    groups: list[list[WireRow]] = []
+    for row in rows:
+        if groups and groups[-1][0][1] == row[1] and len(groups[-1]) < limit:
+            groups[-1].append(row)
         else:
-            groups.append([p])
+            groups.append([row])
     return groups
+
+
+def payload(group: list[WireRow]) -> bytes:
+    """One point as an object, several (all of one series) as an array: `telemetry.encode_points`' format."""
+    if len(group) == 1:
+        return group[0][2].encode()
+    return ("[" + ",".join(row[2] for row in group) + "]").encode()
 
 
 class Publisher:
@@ -63,6 +70,7 @@ class Publisher:
         self._now_ms = now_ms
         self._devices = devices
         self.status_topic = status_topic(cfg.root, site, name)
+        self._topics: dict[str, str] = {}  # series id -> data topic
         self.client = make_client(cfg, client_id=f"powerhub-agent-{site}-{name}")
         self.client.will_set(self.status_topic, status_payload("offline", 0, version, devices()), qos=1, retain=True)
         self.client.on_connect = self._on_connect
@@ -222,18 +230,22 @@ class Publisher:
         self.counters["points_undelivered"] += len(seqs)
         self._hold_until = time.monotonic() + RETRY_UNDELIVERED_S
 
+    def _topic(self, series_id: str) -> str:
+        if series_id not in self._topics:
+            self._topics[series_id] = data_topic(self.cfg.root, parse_series_id(series_id))
+        return self._topics[series_id]
+
     def _publish_more(self) -> None:
         while len(self._inflight) < MAX_INFLIGHT_MESSAGES and not self._stop.is_set():
-            batch = self.outbox.peek(PEEK_POINTS, after_seq=self._cursor)
+            batch = self.outbox.peek_wire(PEEK_POINTS, after_seq=self._cursor)
             if not batch:
                 return
             for group in group_by_series(batch, MAX_POINTS_PER_MESSAGE):
-                topic = data_topic(self.cfg.root, group[0].key)
-                info = self.client.publish(topic, encode_points(group), qos=1)
+                info = self.client.publish(self._topic(group[0][1]), payload(group), qos=1)
                 if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
                     log.warning("paho refused a publish (rc %s); will retry", info.rc)
                     return
-                seqs = [p.seq for p in group]
+                seqs = [row[0] for row in group]
                 self._cursor = seqs[-1]
                 early = self._early.pop(info.mid, None)
                 if early is None or time.monotonic() - early[1] > EARLY_S:

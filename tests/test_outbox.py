@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -51,3 +52,28 @@ def test_reopening_keeps_points_and_the_seq(tmp_path: Path) -> None:
     assert len(again) == taken
     assert again.put(Point(KEY, T0 + 10**7, 0, {"w": 1.0})).seq == taken + 1
     again.close()
+
+
+def test_wire_rows_are_json_for_rows_written_before_and_for_empty_fields(tmp_path: Path) -> None:
+    """Outboxes written by an older agent stored fields with spaces; a point may carry no fields at all."""
+    outbox = Outbox(tmp_path / "o.sqlite")
+    outbox.put(Point(KEY, T0, 0, {"w": 1.5}))
+    outbox.close()
+    db = sqlite3.connect(tmp_path / "o.sqlite")
+    db.executemany("INSERT INTO outbox (series, ts, fields) VALUES (?, ?, ?)",
+                   [(KEY.id, T0 + 1, '{"w": 2.5, "ms": 1440}'), (KEY.id, T0 + 2, "{}")])
+    db.commit()
+    db.close()
+    outbox = Outbox(tmp_path / "o.sqlite")
+    assert [json.loads(obj) for _, _, obj in outbox.peek_wire(10)] == [
+        {"ts": T0, "seq": 1, "w": 1.5}, {"ts": T0 + 1, "seq": 2, "w": 2.5, "ms": 1440}, {"ts": T0 + 2, "seq": 3}]
+    outbox.close()
+
+
+def test_ack_deletes_exactly_the_seqs_named(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite")
+    for n in range(10):
+        outbox.put(Point(KEY, T0 + n, 0, {"w": float(n)}))
+    outbox.ack([7, 2, 3, 4, 9, 3])  # runs 2-4, 7 and 9, out of order, one named twice
+    assert [p.seq for p in outbox.peek(20)] == [1, 5, 6, 8, 10]
+    outbox.close()

@@ -5,14 +5,19 @@ another exception, and never a 500."""
 from __future__ import annotations
 
 import json
+import math
 import string
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edge_agent.outbox import Outbox
+from edge_agent.publisher import MAX_POINTS_PER_MESSAGE, group_by_series, payload
 from edge_agent.readers.blip_serial import MAX_MS, LineError, parse_line
 from hub.stores import open_store
 from hub.stores.influx import to_line, to_lines
@@ -82,6 +87,25 @@ LINE_POINTS = st.lists(st.builds(
 def test_the_writers_lines_are_what_influxdb_clients_point_writes(points: list[Point]) -> None:
     """`to_lines` reuses Point's text for heads, names and strings: the lines must be Point's own, byte for byte."""
     assert to_lines(points) == "\n".join(to_line(p) for p in points)
+
+
+@settings(max_examples=200, deadline=None)
+@given(LINE_POINTS.map(lambda pts: [p for p in pts if all(
+    not isinstance(v, float) or math.isfinite(v) for v in p.fields.values())]))
+def test_the_outbox_sends_what_encode_points_encodes(points: list[Point]) -> None:
+    """The publisher sends rows spliced by SQLite (`Outbox.peek_wire`): byte for byte `encode_points`' payloads."""
+    with tempfile.TemporaryDirectory() as tmp:
+        outbox = Outbox(Path(tmp) / "o.sqlite")
+        stored = [outbox.put(p) for p in points]
+        groups = group_by_series(outbox.peek_wire(100), MAX_POINTS_PER_MESSAGE)
+        outbox.close()
+    runs: list[list[Point]] = []
+    for p in stored:
+        if runs and runs[-1][0].key == p.key:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    assert [payload(g) for g in groups] == [encode_points(run) for run in runs]
 
 
 @settings(max_examples=1000, deadline=None)
