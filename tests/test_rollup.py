@@ -7,7 +7,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from hub.formulas import FormulaRunner
-from hub.formulas.rollup import Rollup
+from hub.formulas.rollup import Rollup, rollup_key
+from hub.formulas.runner import _runs
 from hub.stores import Store
 from telemetry import Point, SeriesKey
 from web import create_app
@@ -59,3 +60,31 @@ def test_auto_step_is_whole_minutes_or_hours(client: FlaskClient) -> None:
 def test_rollup_series_are_not_listed(client: FlaskClient) -> None:
     ids = [s["id"] for s in client.get("/api/v1/series").get_json()]
     assert ids == sorted([SAMPLED.id, BLINKS.id])
+
+
+def test_a_backlog_noted_at_once_rolls_up_as_a_replay_does(store: Store, store_url: str) -> None:
+    """A hub storing a day and a half of backlog at once computes its hours as runs (a query per series and
+    period for up to a day, not per hour): the rows are the ones `powerhub formula rollup` writes."""
+    backlog = [Point(SAMPLED, T0 + i * 10_000, i + 1, {"w": 100.0 + i % 37}) for i in range(36 * 360)]
+    store.write(backlog)
+    runner = FormulaRunner(store, [Rollup()])
+    runner.note(backlog)
+    streamed = runner.flush()
+    rows = {(p.key.id, p.ts_ms): p.fields for k in (rollup_key(SAMPLED, "1m"), rollup_key(SAMPLED, "1h"))
+            for p in store.points(k, T0, T0 + 36 * HOUR, 10_000)}
+    assert streamed == len(rows) == 36 * 60 + 36
+    assert FormulaRunner(store, [Rollup()]).replay("rollup", T0, T0 + 36 * HOUR) == streamed
+    again = {(p.key.id, p.ts_ms): p.fields for k in (rollup_key(SAMPLED, "1m"), rollup_key(SAMPLED, "1h"))
+             for p in store.points(k, T0, T0 + 36 * HOUR, 10_000)}
+    assert again == rows
+
+
+def test_due_windows_run_together_only_when_neighbours_with_the_same_inputs() -> None:
+    other = SeriesKey("lab", "node18", "power")
+    a, b = {SAMPLED}, {SAMPLED, other}
+    due = {(0, 0): a, (0, HOUR): a, (0, 2 * HOUR): a, (0, 4 * HOUR): a, (0, 5 * HOUR): b,
+           (1, 0): a, (1, HOUR): a}
+    assert _runs(due, [Rollup(), Rollup()]) == [
+        (0, [0, HOUR, 2 * HOUR], a), (0, [4 * HOUR], a), (0, [5 * HOUR], b), (1, [0, HOUR], a)]
+    day = {(0, h * HOUR): a for h in range(30)}
+    assert [len(starts) for _, starts, _ in _runs(day, [Rollup()])] == [24, 6]

@@ -16,6 +16,25 @@ from telemetry.metrics import Metrics
 log = logging.getLogger(__name__)
 
 
+RUN_MAX_MS = 86_400_000  # a run of windows computed in one go spans a day at most: memory stays flat
+
+
+def _runs(due: dict[tuple[int, int], set[SeriesKey]],
+          formulas: list[Formula]) -> list[tuple[int, list[int], set[SeriesKey]]]:
+    """Due windows as runs `(formula index, window starts, inputs)`: neighbouring windows of one formula with the
+    same inputs, oldest first."""
+    runs: list[tuple[int, list[int], set[SeriesKey]]] = []
+    for (i, start), keys in sorted(due.items()):
+        if runs:
+            j, starts, run_keys = runs[-1]
+            w = formulas[i].window_ms
+            if j == i and run_keys == keys and starts[-1] + w == start and start + w - starts[0] <= RUN_MAX_MS:
+                starts.append(start)
+                continue
+        runs.append((i, [start], keys))
+    return runs
+
+
 class FormulaRunner:
     def __init__(self, store: Store, formulas: list[Formula], metrics: Metrics | None = None,
                  every_s: float = 2.0) -> None:
@@ -51,15 +70,25 @@ class FormulaRunner:
             if len(self._ran) > 10_000:  # only recent runs matter for the rate limit
                 self._ran = {w: t for w, t in self._ran.items() if now - t < 3600}
         written = 0
-        for (i, start), keys in sorted(due.items()):
+        for i, starts, keys in _runs(due, self.formulas):
             f = self.formulas[i]
             try:
-                written += self._write(f, f.compute(self.store, start, keys))
+                written += self._compute_run(f, starts, keys)
             except StoreUnavailable as exc:
                 log.warning("formula %s: store unavailable (%s); will retry", f.name, exc)
                 with self._lock:
-                    self._dirty.setdefault((i, start), set()).update(keys)
+                    for start in starts:
+                        self._dirty.setdefault((i, start), set()).update(keys)
         return written
+
+    def _compute_run(self, f: Formula, starts: list[int], keys: set[SeriesKey]) -> int:
+        """Neighbouring windows in one go where the formula can (a backlog of days is a query per series, not one
+        per hour); otherwise one window after the other."""
+        if len(starts) > 1:
+            points = f.compute_range(self.store, starts[0], starts[-1] + f.window_ms, keys)
+            if points is not None:
+                return self._write(f, points)
+        return sum(self._write(f, f.compute(self.store, start, keys)) for start in starts)
 
     def replay(self, name: str, from_ms: int, to_ms: int) -> int:
         """Post-mortem: compute every window of `[from_ms, to_ms)` from the stored points. (Replay `energy` after
