@@ -168,10 +168,13 @@ class Subscriber:
 
     def _track(self, points: list[Point]) -> None:
         by_device: dict[tuple[str, str], list[int]] = {}
-        for p in sorted(points, key=lambda p: p.seq):
-            by_device.setdefault((p.key.site, p.key.device), []).append(p.seq)
-        for (site, device), seqs in by_device.items():
-            self.agents.observe(site, device, seqs)
+        last_key, seqs = None, []
+        for p in points:
+            if p.key is not last_key:  # a payload's points share their key: looked up once per run
+                last_key, seqs = p.key, by_device.setdefault((p.key.site, p.key.device), [])
+            seqs.append(p.seq)
+        for (site, device), device_seqs in by_device.items():
+            self.agents.observe(site, device, sorted(device_seqs))
 
     def _store_and_ack(self, batch: list[Message]) -> None:
         points = [p for m in batch for p in m.points]

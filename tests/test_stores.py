@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hub.stores import Store, StoreUnavailable, open_store
+from hub.stores.influx import InfluxStore
 from telemetry import Point, SeriesKey
 
 METER = SeriesKey("lab", "mainmeter", "power")
@@ -100,3 +103,18 @@ def test_store_urls() -> None:
         open_store("postgres://x/y")
     with pytest.raises(ValueError, match="database"):
         open_store("influxdb://127.0.0.1:8086/")
+
+
+def test_influx_store_takes_netrc_and_proxy_from_the_environment_once(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests would read them on every write; the store reads them when it opens, with the same outcome."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine influx.example login reader password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    store = InfluxStore("http://influx.example:8086", "db", None, None, None)
+    assert store.http.auth == ("reader", "s3cret")
+    assert store.http.proxies["http"] == "http://proxy.example:3128"
+    with_token = InfluxStore("http://influx.example:8086", "db", None, None, "tok")
+    assert with_token.http.auth is None and with_token.http.headers["Authorization"] == "Token tok"

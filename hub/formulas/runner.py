@@ -49,8 +49,11 @@ class FormulaRunner:
     def note(self, points: Iterable[Point]) -> None:
         """Stream mode: these points are stored; recompute what they change."""
         stamps: dict[SeriesKey, list[int]] = {}
+        last_key, ts_list = None, []
         for p in points:  # per series first: the hub notes thousands of points of a few series at a time
-            stamps.setdefault(p.key, []).append(p.ts_ms)
+            if p.key is not last_key:  # a payload's points share their key: looked up once per run
+                last_key, ts_list = p.key, stamps.setdefault(p.key, [])
+            ts_list.append(p.ts_ms)
         with self._lock:
             for i, f in enumerate(self.formulas):
                 for key, ts_list in stamps.items():
