@@ -86,15 +86,18 @@ class AgentState:
     devices: frozenset[str] = frozenset()
     seqs: SeqTracker = field(default_factory=SeqTracker)
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self, count_gaps: bool = True) -> dict[str, object]:
         return {"site": self.site, "agent": self.name, "online": self.online, "status_ts": self.status_ts,
                 "version": self.version, "devices": sorted(self.devices), "last_seq": self.seqs.last,
-                "gaps": self.seqs.missing, "duplicates": self.seqs.duplicates}
+                "gaps": self.seqs.missing if count_gaps else None, "duplicates": self.seqs.duplicates}
 
 
 class AgentBook:
-    def __init__(self, metrics: Metrics | None = None) -> None:
+    def __init__(self, metrics: Metrics | None = None, count_gaps: bool = True) -> None:
+        """`count_gaps` False: this hub sees only some of each agent's points (one of several hubs on a shared
+        subscription), so the seqs it has not seen are not missing; gaps are reported as unknown (None)."""
         self.metrics = metrics
+        self.count_gaps = count_gaps
         self._agents: dict[tuple[str, str], AgentState] = {}
         self._owner: dict[tuple[str, str], str] = {}  # (site, device) -> agent
         self._lock = threading.Lock()
@@ -147,11 +150,11 @@ class AgentBook:
             for seq in seqs:
                 state.seqs.observe(seq)
             gaps, dups = state.seqs.missing, state.seqs.duplicates - before
-        if self.metrics:
+        if self.metrics and self.count_gaps:
             self.metrics.set("powerhub_seq_gaps", gaps, site=site, agent=state.name)
             if dups:
                 self.metrics.inc("powerhub_seq_duplicates_total", dups, site=site, agent=state.name)
 
     def snapshot(self) -> list[dict[str, object]]:
         with self._lock:
-            return [s.snapshot() for _, s in sorted(self._agents.items())]
+            return [s.snapshot(self.count_gaps) for _, s in sorted(self._agents.items())]

@@ -45,7 +45,7 @@ class Subscriber:
                  agents: AgentBook | None = None,
                  formulas: FormulaRunner | None = None, home_assistant: tuple[str, float] | None = None) -> None:
         self.mqtt, self.store, self.metrics = mqtt, store, metrics
-        self.agents = agents or AgentBook(metrics)
+        self.agents = agents or AgentBook(metrics, count_gaps=share_group is None)
         self.formulas = formulas
         self.topic = f"{mqtt.root}/data/#"
         if share_group:

@@ -58,6 +58,15 @@ def test_status_names_devices_and_online_state() -> None:
     assert book.agent_of("lab", "node17") == "pi"
 
 
+def test_one_of_several_hubs_does_not_count_what_the_others_took_as_gaps() -> None:
+    metrics = Metrics()
+    book = AgentBook(metrics, count_gaps=False)  # a hub on a shared subscription: every other message
+    book.observe("lab", "mainmeter", [1, 2, 5, 6, 9])
+    [snap] = book.snapshot()
+    assert (snap["gaps"], snap["last_seq"]) == (None, 9)
+    assert "powerhub_seq_gaps" not in metrics.render()
+
+
 @pytest.mark.parametrize(("payload", "message"), [
     (b"\xff", "not JSON"), (b"[]", "state"), (b'{"state": "sleeping"}', "state"),
     (b'{"state": "online", "devices": "x"}', "devices"), (b'{"state": "online", "devices": ["a b"]}', "device"),
