@@ -47,8 +47,11 @@ def _full(exc: sqlite3.Error) -> bool:
 
 def _runs(seqs: list[int]) -> list[tuple[int, int]]:
     """`seqs` as runs of consecutive numbers, (first, last) each: a message's points are usually one run."""
+    ordered = sorted(seqs)
+    if ordered and ordered[-1] - ordered[0] == len(ordered) - 1:
+        return [(ordered[0], ordered[-1])]  # one run, as a message's points are: no loop over them
     runs: list[tuple[int, int]] = []
-    for seq in sorted(seqs):
+    for seq in ordered:
         if runs and seq <= runs[-1][1] + 1:
             runs[-1] = (runs[-1][0], max(seq, runs[-1][1]))
         else:
