@@ -1,6 +1,6 @@
 """Soak: one agent reading a blink meter (pty), 3 BMCs (ipmi_sim) and 2 PDUs (snmpsim: APC and Sentry4) at 1 s,
 through real Mosquitto to the hub (SQLite) and the web app, for `--duration-s` (default 600). Prints `name: value`:
-the agent's RSS at start and end, points stored, and whether every series reached the dashboard's series picker.
+the agent's RSS at start and end, points stored, and whether every power series reached the dashboard's overview.
 
     .venv/bin/python -m bench.soak_readers [--duration-s 600]
 """
@@ -102,8 +102,8 @@ def dashboard_series(url: str) -> list[str]:
         try:
             page = browser.new_page()
             page.goto(url + "/")
-            page.wait_for_selector("#series option", state="attached", timeout=20_000)
-            return [o.get_attribute("value") or "" for o in page.locator("#series option").all()]
+            page.wait_for_selector("#overview tbody tr td.id a", timeout=20_000)  # the overview's rows
+            return [a.text_content() or "" for a in page.locator("#overview tbody tr td.id a").all()]
         finally:
             browser.close()
 

@@ -1,8 +1,9 @@
 """Subscribe to `{root}/data/#` with a persistent session; store; acknowledge only what is committed.
 
 paho's network thread decodes each message and hands it over (`hub/handoff.py`, bounded by points: a full hand-off
-stops paho reading, which is our back-pressure). One writer thread takes batches, writes them, then sends the
-PUBACKs. While the store is down nothing is acknowledged, so the broker keeps the messages for us.
+stops paho reading, which is our back-pressure). Two writer threads take batches in turn and write them; each sends
+its batch's PUBACKs once the batch before it has sent its own. While the store is down nothing is acknowledged, so
+the broker keeps the messages for us.
 """
 
 from __future__ import annotations
