@@ -1,9 +1,8 @@
 """Subscribe to `{root}/data/#` with a persistent session; store; acknowledge only what is committed.
 
 paho's network thread decodes each message and hands it over (`hub/handoff.py`, bounded by points: a full hand-off
-stops paho reading, which is our back-pressure). Two writer threads take batches in turn and write them; each sends
-its batch's PUBACKs once the batch before it has sent its own. While the store is down nothing is acknowledged, so
-the broker keeps the messages for us.
+stops paho reading, which is our back-pressure). One writer thread takes batches, writes them, then sends the
+PUBACKs. While the store is down nothing is acknowledged, so the broker keeps the messages for us.
 """
 
 from __future__ import annotations
@@ -38,10 +37,6 @@ RECEIVE_MAXIMUM = 1000
 # other half meanwhile), or when nothing came for QUIET_S (the window is used up, or a 3.1.1 broker's smaller one).
 FLUSH_MESSAGES = RECEIVE_MAXIMUM // 2
 QUIET_S = 0.01
-# Two writers: one formats and sends a batch while the other waits for the store to take its own, so the store's
-# time and ours overlap (about +10% points/s into InfluxDB here, with one hub or two). PUBACKs still go out in the
-# order the messages came.
-WRITERS = 2
 
 
 class Subscriber:
@@ -66,12 +61,7 @@ class Subscriber:
         self._handoff = Handoff(max_points=2 * batch_points)
         self._limits = BatchLimits(batch_points, FLUSH_MESSAGES, batch_age_s, QUIET_S)
         self._stop = threading.Event()
-        self._writers = [threading.Thread(target=self._write_loop, name=f"hub-writer-{i}", daemon=True)
-                         for i in range(WRITERS)]
-        self._take_lock = threading.Lock()  # a batch and its ticket are taken together
-        self._next_ticket = 0
-        self._turn = threading.Condition()
-        self._acked_tickets = 0  # batches whose turn to acknowledge has passed
+        self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
         self.heartbeat = Heartbeat()
         self.connected = threading.Event()
         self.marked = threading.Event()  # the broker confirmed our subscription and we said so
@@ -84,8 +74,7 @@ class Subscriber:
                 formulas.on_written = self.ha.seen  # formulas' series are sensors too
 
     def start(self) -> None:
-        for writer in self._writers:
-            writer.start()
+        self._writer.start()
         if self.formulas:
             self.formulas.start()
         if self.ha:
@@ -95,8 +84,7 @@ class Subscriber:
     def stop(self) -> None:
         """Store and acknowledge what was taken, then disconnect; later messages stay with the broker."""
         self._stop.set()
-        for writer in self._writers:
-            writer.join(30)
+        self._writer.join(30)
         if self.formulas:
             self.formulas.stop()
         if self.ha:
@@ -105,8 +93,8 @@ class Subscriber:
         self.client.loop_stop()
 
     def healthy(self) -> bool:
-        """For systemd's watchdog: the writers still turn (they beat at least every RETRY_MAX_S, even idle)."""
-        return all(w.is_alive() for w in self._writers) and self.heartbeat.fresh(2 * RETRY_MAX_S)
+        """For systemd's watchdog: the writer still turns (it beats at least every RETRY_MAX_S, even idle)."""
+        return self._writer.is_alive() and self.heartbeat.fresh(2 * RETRY_MAX_S)
 
     def _on_connect(self, client: paho.Client, _u: object, flags: object, reason: object, _p: object) -> None:
         if getattr(reason, "is_failure", False):
@@ -174,30 +162,9 @@ class Subscriber:
     def _write_loop(self) -> None:
         while not (self._stop.is_set() and not len(self._handoff)):
             self.heartbeat.beat()
-            with self._take_lock:
-                batch = self._handoff.take(self._limits, wait_s=0.5)
-                ticket = self._next_ticket
-                self._next_ticket += 1 if batch else 0
+            batch = self._handoff.take(self._limits, wait_s=0.5)
             if batch:
-                stored = False
-                try:
-                    stored = self._store(batch)
-                finally:  # always take the turn, or the other writer would wait for it forever
-                    self._ack_in_turn(ticket, batch if stored else [])
-
-    def _ack_in_turn(self, ticket: int, batch: list[Message]) -> None:
-        """Acknowledge in the order the batches were taken (so in the order the messages came, as MQTT asks),
-        whichever writer stored its batch first."""
-        with self._turn:
-            self._turn.wait_for(lambda: self._acked_tickets == ticket)
-            for m in batch:
-                # After a reconnect the broker resends what we had not acknowledged, under ids that may now name
-                # other messages: acknowledging an old id could ack a message not yet stored. The resent copy is
-                # stored again (same series and ts: stored once) and acknowledged then.
-                if m.connection == self._connection:
-                    self.client.ack(m.mid, m.qos)
-            self._acked_tickets += 1
-            self._turn.notify_all()
+                self._store_and_ack(batch)
 
     def _track(self, points: list[Point]) -> None:
         by_device: dict[tuple[str, str], list[int]] = {}
@@ -209,8 +176,7 @@ class Subscriber:
         for (site, device), device_seqs in by_device.items():
             self.agents.observe(site, device, sorted(device_seqs))
 
-    def _store(self, batch: list[Message]) -> bool:
-        """Write the batch, retrying while the store is unavailable; False: stopped before it was stored."""
+    def _store_and_ack(self, batch: list[Message]) -> None:
         points = [p for m in batch for p in m.points]
         delay_s, logged = 0.5, False
         while True:
@@ -237,7 +203,12 @@ class Subscriber:
                     logged = True
                 self.metrics.inc("powerhub_store_errors_total")
                 if self._stop.wait(delay_s):
-                    return False  # unacknowledged: the broker redelivers them to the next hub session
+                    return  # unacknowledged: the broker redelivers them to the next hub session
                 self.heartbeat.beat()  # waiting for the store is not being stuck
                 delay_s = min(RETRY_MAX_S, delay_s * 2)
-        return True  # stored, or rejected for good (a batch that never gets better is acknowledged too)
+        for m in batch:
+            # After a reconnect the broker resends what we had not acknowledged, under ids that may now name other
+            # messages: acknowledging an old id could ack a message not yet stored. The resent copy is stored again
+            # (same series and ts: stored once) and acknowledged then.
+            if m.connection == self._connection:
+                self.client.ack(m.mid, m.qos)
