@@ -97,6 +97,10 @@ class Agent:
             except OutboxFull as exc:
                 self._refused(point, exc)
                 return
+            except ValueError as exc:  # NaN or infinity: JSON cannot carry it, and SPEC's values are finite
+                log.error("reading of %s dropped: %s", point.key.id, exc)
+                self.counters["bad_values"] += 1
+                return
             if self._full_since is not None:
                 log.warning("outbox takes points again; %d refused while it was full", self.counters["outbox_refused"])
                 self._full_since = None

@@ -95,6 +95,17 @@ def collector(mqtt_cfg: MqttConfig) -> Iterator[Collector]:
     c.close()
 
 
+def test_a_reading_that_is_not_a_finite_number_is_dropped_and_counted(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    agent = Agent(AgentConfig.parse(agent_doc({"url": "mqtt://127.0.0.1:1"}, tmp_path / "o.sqlite")))
+    agent.emit("house", "power", {"w": float("nan")})
+    agent.emit("house", "power", {"w": 5.0})
+    assert agent.counters["bad_values"] == 1
+    assert "lab.house.power dropped" in caplog.text
+    assert agent.outbox is not None and [p.fields for p in agent.outbox.peek(10)] == [{"w": 5.0}]
+    agent.outbox.close()
+
+
 def test_agent_publishes_every_point_once_in_order(mqtt_doc: dict[str, Any], collector: Collector,
                                                    tmp_path: Path) -> None:
     agent = Agent(AgentConfig.parse(agent_doc(mqtt_doc, tmp_path / "o.sqlite")))
