@@ -107,8 +107,7 @@ def to_lines(points: Sequence[Point]) -> str:
                 continue
             value = fields[name]
             if type(value) is float and name not in INT_FIELDS and value - value == 0.0:  # finite: the common case
-                text = str(value)  # Point's float format: str(), less a trailing ".0" (as `_number`)
-                parts.append(f"{key}={text[:-2] if text.endswith('.0') else text}")
+                parts.append(f"{key}={_number(value)}")
             elif (part := _field(name, value)) is not None:
                 parts.append(part)
         lines.append(f"{head}{','.join(parts)} {int(p.ts_ms)}")
