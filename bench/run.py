@@ -112,6 +112,14 @@ class BenchHub:
         self.proc.wait(60)
 
 
+def steady_rate(stored: Callable[[], int], n: int, what: str) -> float:
+    """points/s from the first time `stored()` counts any (its first batch) until it counts `n`. Polled every 50 ms:
+    the end is seen up to 50 ms late, so the figure errs low."""
+    first = wait_for(lambda: (c := stored()) and (c, time.perf_counter()), 60, "a first stored point")
+    last = wait_for(lambda: stored() >= n and time.perf_counter(), 600, what)
+    return (n - first[0]) / (last - first[1])
+
+
 def run_hub(work: Path, broker: Mosquitto, url: str, client_id: str,
             share_group: str | None = None, wait: bool = True) -> BenchHub:
     """`powerhub hub`; with `wait`, returns once it has subscribed (and half a second more)."""
@@ -130,17 +138,17 @@ def run_hub(work: Path, broker: Mosquitto, url: str, client_id: str,
 
 def timed_ingest(work: Path, broker: Mosquitto, url: str, device: str, n: int,
                  publish: Callable[[], None], hubs: int = 1) -> tuple[float, float]:
-    """points/s from the first publish until the store holds all `n`, and the peak RSS of a hub. Several hubs share
+    """points/s from the first stored batch until the store holds all `n` (the publisher's start-up, a Python
+    interpreter's quarter of a second for the agent, is not ingest), and the peak RSS of a hub. Several hubs share
     the subscription (`hub.share_group`)."""
     group = f"bench-{device}" if hubs > 1 else None
     procs = [run_hub(work, broker, url, f"bench-hub-{device}-{i}", group) for i in range(hubs)]
     peaks = [Peak(h.proc.pid) for h in procs]
     try:
-        t0 = time.perf_counter()
         publish()
-        wait_for(lambda: sum(h.stored() for h in procs) >= n, 600, f"{n} points of {device} stored")
+        rate = steady_rate(lambda: sum(h.stored() for h in procs), n, f"{n} points of {device} stored")
         wait_for(lambda: count_stored(url, device) >= n, 60, f"InfluxDB to hold {n} points of {device}")
-        return n / (time.perf_counter() - t0), max(p.stop() for p in peaks)
+        return rate, max(p.stop() for p in peaks)
     finally:
         for h in procs:
             h.stop()
@@ -284,10 +292,9 @@ def hub_backlog(work: Path, broker: Mosquitto, url: str, n: int) -> float:
     # Not waited for: a backlog is stored from the hub's first moment, and timed from its first stored batch.
     hub = run_hub(work, broker, url, client_id, wait=False)
     try:
-        first = wait_for(lambda: (c := hub.stored()) and (c, time.perf_counter()), 60, "a point")
-        wait_for(lambda: hub.stored() >= n, 600, "the backlog stored")
+        rate = steady_rate(hub.stored, n, "the backlog stored")
         wait_for(lambda: count_stored(url, "backlog") >= n, 60, "InfluxDB to hold the backlog")
-        return (n - first[0]) / (time.perf_counter() - first[1])
+        return rate
     finally:
         hub.stop()
 

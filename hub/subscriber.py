@@ -1,8 +1,11 @@
 """Subscribe to `{root}/data/#` with a persistent session; store; acknowledge only what is committed.
 
 paho's network thread decodes each message and hands it over (`hub/handoff.py`, bounded by points: a full hand-off
-stops paho reading, which is our back-pressure). One writer thread takes batches, writes them, then sends the
-PUBACKs. While the store is down nothing is acknowledged, so the broker keeps the messages for us.
+stops paho reading, which is our back-pressure). A writer thread takes batches, writes them, then sends the PUBACKs.
+A second writer takes a batch only when a full one waits while the first writes: then the store's time and ours
+overlap (arrays of points, a backlog), and with one point per message it stays out of paho's way. PUBACKs go out in
+the order the messages came, whichever writer stores first. While the store is down nothing is acknowledged, so the
+broker keeps the messages for us.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from hub.agents import AgentBook
 from hub.formulas import FormulaRunner
-from hub.handoff import BatchLimits, Handoff, Message
+from hub.handoff import Batch, BatchLimits, Handoff, Message
 from hub.home_assistant import HomeAssistant
 from hub.stores import Store, StoreRejected, StoreUnavailable
 from telemetry import PayloadError, Point, TopicError, decode_payload, parse_data_topic
@@ -61,7 +64,10 @@ class Subscriber:
         self._handoff = Handoff(max_points=2 * batch_points)
         self._limits = BatchLimits(batch_points, FLUSH_MESSAGES, batch_age_s, QUIET_S)
         self._stop = threading.Event()
-        self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
+        self._writers = [threading.Thread(target=self._write_loop, name="hub-writer", daemon=True),
+                         threading.Thread(target=self._help_loop, name="hub-writer-2", daemon=True)]
+        self._turn = threading.Condition()
+        self._acked_tickets = 0  # batches whose turn to acknowledge has passed
         self.heartbeat = Heartbeat()
         self.connected = threading.Event()
         self.marked = threading.Event()  # the broker confirmed our subscription and we said so
@@ -74,7 +80,8 @@ class Subscriber:
                 formulas.on_written = self.ha.seen  # formulas' series are sensors too
 
     def start(self) -> None:
-        self._writer.start()
+        for writer in self._writers:
+            writer.start()
         if self.formulas:
             self.formulas.start()
         if self.ha:
@@ -84,7 +91,8 @@ class Subscriber:
     def stop(self) -> None:
         """Store and acknowledge what was taken, then disconnect; later messages stay with the broker."""
         self._stop.set()
-        self._writer.join(30)
+        for writer in self._writers:
+            writer.join(30)
         if self.formulas:
             self.formulas.stop()
         if self.ha:
@@ -93,8 +101,8 @@ class Subscriber:
         self.client.loop_stop()
 
     def healthy(self) -> bool:
-        """For systemd's watchdog: the writer still turns (it beats at least every RETRY_MAX_S, even idle)."""
-        return self._writer.is_alive() and self.heartbeat.fresh(2 * RETRY_MAX_S)
+        """For systemd's watchdog: the writers still turn (the first beats at least every RETRY_MAX_S, even idle)."""
+        return all(w.is_alive() for w in self._writers) and self.heartbeat.fresh(2 * RETRY_MAX_S)
 
     def _on_connect(self, client: paho.Client, _u: object, flags: object, reason: object, _p: object) -> None:
         if getattr(reason, "is_failure", False):
@@ -164,7 +172,34 @@ class Subscriber:
             self.heartbeat.beat()
             batch = self._handoff.take(self._limits, wait_s=0.5)
             if batch:
-                self._store_and_ack(batch)
+                self._store_in_turn(batch, "1")
+
+    def _help_loop(self) -> None:
+        while not self._stop.is_set():
+            batch = self._handoff.take_full(self._limits, wait_s=0.5)
+            if batch:
+                self._store_in_turn(batch, "2")
+
+    def _store_in_turn(self, batch: Batch, writer: str) -> None:
+        stored = False
+        try:
+            stored = self._store(batch.messages)
+            self.metrics.inc("powerhub_store_batches_total", writer=writer)  # how often the second one helps
+        finally:  # always take the turn, or the other writer would wait for it forever
+            self._ack_in_turn(batch.ticket, batch.messages if stored else [])
+
+    def _ack_in_turn(self, ticket: int, messages: list[Message]) -> None:
+        """Acknowledge in the order the batches were taken, so in the order the messages came (as MQTT asks)."""
+        with self._turn:
+            self._turn.wait_for(lambda: self._acked_tickets == ticket)
+            for m in messages:
+                # After a reconnect the broker resends what we had not acknowledged, under ids that may now name
+                # other messages: acknowledging an old id could ack a message not yet stored. The resent copy is
+                # stored again (same series and ts: stored once) and acknowledged then.
+                if m.connection == self._connection:
+                    self.client.ack(m.mid, m.qos)
+            self._acked_tickets += 1
+            self._turn.notify_all()
 
     def _track(self, points: list[Point]) -> None:
         by_device: dict[tuple[str, str], list[int]] = {}
@@ -176,7 +211,8 @@ class Subscriber:
         for (site, device), device_seqs in by_device.items():
             self.agents.observe(site, device, sorted(device_seqs))
 
-    def _store_and_ack(self, batch: list[Message]) -> None:
+    def _store(self, batch: list[Message]) -> bool:
+        """Write the batch, retrying while the store is unavailable; False: stopped before it was stored."""
         points = [p for m in batch for p in m.points]
         delay_s, logged = 0.5, False
         while True:
@@ -203,12 +239,7 @@ class Subscriber:
                     logged = True
                 self.metrics.inc("powerhub_store_errors_total")
                 if self._stop.wait(delay_s):
-                    return  # unacknowledged: the broker redelivers them to the next hub session
+                    return False  # unacknowledged: the broker redelivers them to the next hub session
                 self.heartbeat.beat()  # waiting for the store is not being stuck
                 delay_s = min(RETRY_MAX_S, delay_s * 2)
-        for m in batch:
-            # After a reconnect the broker resends what we had not acknowledged, under ids that may now name other
-            # messages: acknowledging an old id could ack a message not yet stored. The resent copy is stored again
-            # (same series and ts: stored once) and acknowledged then.
-            if m.connection == self._connection:
-                self.client.ack(m.mid, m.qos)
+        return True  # stored, or rejected for good (a batch that never gets better is acknowledged too)

@@ -101,6 +101,36 @@ def test_persistent_session_keeps_points_while_the_hub_is_down(mqtt_cfg: MqttCon
         hub.stop()
 
 
+def test_a_backlog_is_written_by_both_writers_stored_once_and_all_acknowledged(
+        mqtt_cfg: MqttConfig, store: Store, publisher: Publisher, mqtt_root: str) -> None:
+    """Batches of 50 points: the backlog keeps full batches waiting, so the second writer takes some while the
+    first writes. Every point is stored once, and every message acknowledged: after a restart the broker resends
+    nothing, only the one point published meanwhile arrives."""
+    client_id = f"hub-{mqtt_root}"
+    hub = start_hub(mqtt_cfg, store, Metrics(), client_id)
+    hub.stop()
+    topic = "data/lab/mainmeter/power"
+    for first in range(1, 2001, 5):
+        publisher.send(topic, "[" + ",".join(point(seq) for seq in range(first, first + 5)) + "]")
+    metrics = Metrics()
+    hub = Subscriber(mqtt_cfg, store, metrics, client_id, batch_points=50, batch_age_s=0.05)
+    hub.start()
+    try:
+        wait_for(lambda: metrics.value("powerhub_points_stored_total") >= 2000, 60, "the backlog stored")
+        assert metrics.value("powerhub_store_batches_total", writer="2") > 0
+    finally:
+        hub.stop()
+    assert [p.seq for p in store.points(KEY, T0, T0 + 3_000_000, 5000)] == list(range(1, 2001))
+    publisher.send(topic, point(2001))
+    metrics = Metrics()
+    hub = start_hub(mqtt_cfg, store, metrics, client_id)
+    try:
+        wait_for(lambda: metrics.value("powerhub_points_stored_total") >= 1, what="the new point")
+        assert metrics.value("powerhub_points_received_total") == 1
+    finally:
+        hub.stop()
+
+
 def test_hub_marks_itself_subscribed_with_a_retained_message(mqtt_cfg: MqttConfig, store: Store,
                                                              mqtt_root: str) -> None:
     hub = start_hub(mqtt_cfg, store, Metrics(), f"hub-{mqtt_root}")
