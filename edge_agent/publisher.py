@@ -4,7 +4,7 @@ One thread owns the in-flight map. paho calls `on_publish` while holding its own
 queues the acknowledged mid; taking our lock there could deadlock against a `publish()` in progress.
 
 A PUBACK only says the broker took the message. Two kinds do not count as delivered; their points stay in the outbox
-and are sent again (the store keeps a resent point once):
+and are sent again, one message at a time until one is delivered (the store keeps a resent point once):
 - MQTT 5's "no matching subscribers": no hub session holds a subscription (say, a broker that lost its sessions);
 - with `wait_for_hub`, one that came on a connection before any hub's retained "subscribed" marker did. The broker
   handles one client's packets in order, so a PUBACK after the marker is for a message that met the hub's
@@ -82,6 +82,9 @@ class Publisher:
         self._hub_seen = threading.Event()  # on this connection, a hub's "subscribed" marker arrived
         self._connected_at = 0.0
         self._hold_until = 0.0  # after a refused or undelivered message, publish again only from then
+        # ... and then one message at a time until one is delivered: while no hub takes points, the outbox is not
+        # sent round again every second (up to the in-flight window, 1000 messages, each answered "no one took it").
+        self._probing = False
         self._undelivered_logged = False
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -200,6 +203,7 @@ class Publisher:
             self._settle(seqs, outcome)
 
     def _settle(self, seqs: list[int], outcome: str) -> None:
+        self._probing = outcome != DELIVERED
         if outcome == DELIVERED:
             if self._undelivered_logged:
                 log.info("points reach a hub again")
@@ -230,13 +234,16 @@ class Publisher:
         self.counters["points_undelivered"] += len(seqs)
         self._hold_until = time.monotonic() + RETRY_UNDELIVERED_S
 
+    def _window(self) -> int:
+        return 1 if self._probing else MAX_INFLIGHT_MESSAGES
+
     def _topic(self, series_id: str) -> str:
         if series_id not in self._topics:
             self._topics[series_id] = data_topic(self.cfg.root, parse_series_id(series_id))
         return self._topics[series_id]
 
     def _publish_more(self) -> None:
-        while len(self._inflight) < MAX_INFLIGHT_MESSAGES and not self._stop.is_set():
+        while len(self._inflight) < self._window() and not self._stop.is_set():
             batch = self.outbox.peek_wire(PEEK_POINTS, after_seq=self._cursor)
             if not batch:
                 return
@@ -253,6 +260,6 @@ class Publisher:
                 else:
                     self._settle(seqs, early[0])
                 self.counters["messages_sent"] += 1
-                if len(self._inflight) >= MAX_INFLIGHT_MESSAGES:
+                if len(self._inflight) >= self._window():
                     return
             self._settle_acks()

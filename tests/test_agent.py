@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,32 @@ def test_agent_publishes_every_point_once_in_order(mqtt_doc: dict[str, Any], col
     ts = [p.ts_ms for p in collector.points]
     assert ts == sorted(set(ts))
     assert collector.status[0]["state"] == "online" and collector.status[-1]["state"] == "offline"
+
+
+def test_while_no_one_subscribes_the_agent_sends_one_message_at_a_time(mqtt_doc: dict[str, Any],
+                                                                       mqtt_cfg: MqttConfig, tmp_path: Path) -> None:
+    """MQTT 5's "no matching subscribers" keeps the points; the agent then probes with one message (a second apart)
+    instead of sending its whole outbox round again, and drains it all once a subscriber is there."""
+    outbox = Outbox(tmp_path / "o.sqlite")
+    keys = [SeriesKey("lab", f"pdu-{i}", "power") for i in range(3)]
+    for i in range(300):  # three series, interleaved: 300 messages of one point each
+        outbox.put(Point(keys[i % 3], 1_700_000_000_000 + i * 1000, 0, {"w": float(i)}))
+    outbox.close()
+    agent = Agent(AgentConfig.parse(agent_doc(mqtt_doc, tmp_path / "o.sqlite", interval_s=3600)))
+    agent.start()
+    try:
+        wait_for(lambda: agent.metrics().get("points_undelivered", 0) >= 300, what="the first round refused")
+        sent = agent.metrics()["messages_sent"]  # the first round: 300 went out before the broker's first answer
+        time.sleep(3.5)
+        assert agent.metrics()["messages_sent"] - sent <= 5  # a probe a second; each whole round would be 300
+        collector = Collector(mqtt_cfg)
+        try:
+            wait_for(lambda: len(set(collector.seqs())) >= 300, timeout_s=20, what="the outbox drained")
+            assert sorted(set(collector.seqs())) == list(range(1, 301))
+        finally:
+            collector.close()
+    finally:
+        agent.stop()
 
 
 def test_outbox_keeps_points_while_the_broker_is_down(tmp_path: Path, mqtt_root: str) -> None:
