@@ -4,7 +4,8 @@ One thread owns the in-flight map. paho calls `on_publish` while holding its own
 queues the acknowledged mid; taking our lock there could deadlock against a `publish()` in progress.
 
 A PUBACK only says the broker took the message. Two kinds do not count as delivered; their points stay in the outbox
-and are sent again, one message at a time until one is delivered (the store keeps a resent point once):
+and are sent again (the store keeps a resent point once); undelivered ones one message at a time until one is
+delivered, so that while no hub subscribes the outbox is not sent round every second:
 - MQTT 5's "no matching subscribers": no hub session holds a subscription (say, a broker that lost its sessions);
 - with `wait_for_hub`, one that came on a connection before any hub's retained "subscribed" marker did. The broker
   handles one client's packets in order, so a PUBACK after the marker is for a message that met the hub's
@@ -82,8 +83,8 @@ class Publisher:
         self._hub_seen = threading.Event()  # on this connection, a hub's "subscribed" marker arrived
         self._connected_at = 0.0
         self._hold_until = 0.0  # after a refused or undelivered message, publish again only from then
-        # ... and then one message at a time until one is delivered: while no hub takes points, the outbox is not
-        # sent round again every second (up to the in-flight window, 1000 messages, each answered "no one took it").
+        # After an undelivered one, one message at a time until one is delivered: with no hub, sending the outbox
+        # round again every second (up to the in-flight window, 1000 messages) would only be answered "no one".
         self._probing = False
         self._undelivered_logged = False
         self._wake = threading.Event()
@@ -203,7 +204,8 @@ class Publisher:
             self._settle(seqs, outcome)
 
     def _settle(self, seqs: list[int], outcome: str) -> None:
-        self._probing = outcome != DELIVERED
+        # A refusal (an ACL, say) may be of this topic alone: the others go on as before, after the pause.
+        self._probing = outcome == UNDELIVERED
         if outcome == DELIVERED:
             if self._undelivered_logged:
                 log.info("points reach a hub again")
