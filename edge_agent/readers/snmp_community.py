@@ -1,13 +1,16 @@
-"""SNMP v1 and v2c requests (GET, GETNEXT, GETBULK) with pysnmp's message types and BER codec, over an asyncio UDP
-socket connected to the PDU.
+"""SNMP v1 and v2c requests (GET, GETNEXT, GETBULK) with pysnmp's message types and BER codec, over a UDP socket
+connected to the PDU, in the calling reader's thread.
 
 Why not pysnmp's `hlapi.v1arch`, which does the same: importing it also loads the SNMPv3 engine, the MIB builder and
-the transport targets (about 2 MB of an agent that has to stay under 40 MB), none of which a community request needs.
+the transport targets, and it runs on asyncio (together about 5 MB of an agent that has to stay under 40 MB), none of
+which a community request needs. A blocking socket per reader keeps what asyncio gave: a PDU that does not answer
+holds up only its own reader.
 """
 
 from __future__ import annotations
 
-import asyncio
+import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,49 +35,44 @@ class Response:
     var_binds: list[tuple[ObjectName, Any]]
 
 
-class _Replies(asyncio.DatagramProtocol):
-    """Hands each response to the request waiting for its request-id; anything else is dropped, as pysnmp does."""
-
-    def __init__(self, version: int) -> None:
-        self.version = version
-        self.waiting: dict[int, asyncio.Future[Any]] = {}
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        try:
-            if api.decodeMessageVersion(data) != self.version:
-                return
-            p_mod = api.PROTOCOL_MODULES[self.version]
-            message, _ = decoder.decode(data, asn1Spec=p_mod.Message())
-            pdu = p_mod.apiMessage.get_pdu(message)
-            request_id = int(p_mod.apiPDU.get_request_id(pdu))
-        except (PyAsn1Error, ProtocolError, ValueError):
-            return  # not an SNMP message of ours: the request times out if nothing better comes
-        future = self.waiting.pop(request_id, None)
-        if future is not None and not future.done():
-            future.set_result(pdu)
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # ICMP port unreachable and the like: the same as no answer, so the request retries, then times out
+def _response_pdu(data: bytes, version: int, request_id: int) -> Any | None:
+    """The PDU of `data` if it is the SNMP `version` answer to `request_id`; None for anything else (dropped, as
+    pysnmp does: a late answer to another request, or not SNMP at all)."""
+    try:
+        if api.decodeMessageVersion(data) != version:
+            return None
+        p_mod = api.PROTOCOL_MODULES[version]
+        message, _ = decoder.decode(data, asn1Spec=p_mod.Message())
+        pdu = p_mod.apiMessage.get_pdu(message)
+        return pdu if int(p_mod.apiPDU.get_request_id(pdu)) == request_id else None
+    except (PyAsn1Error, ProtocolError, ValueError):
+        return None
 
 
 class CommunityClient:
-    """One PDU's v1/v2c requests, on the loop that opened it (`await CommunityClient.open(...)`)."""
+    """One PDU's v1/v2c requests, from one reader's thread."""
 
-    def __init__(self, community: str, version: str, timeout_s: float, retries: int) -> None:
+    def __init__(self, sock: socket.socket, community: str, version: str, timeout_s: float, retries: int) -> None:
+        self._sock = sock
         self.community = community
         self.version = VERSIONS[version]
         self.timeout_s, self.retries = timeout_s, retries
-        self._transport: asyncio.DatagramTransport | None = None
-        self._replies = _Replies(self.version)
 
     @classmethod
-    async def open(cls, host: str, port: int, community: str, version: str, timeout_s: float,
-                   retries: int) -> CommunityClient:
-        client = cls(community, version, timeout_s, retries)
-        loop = asyncio.get_running_loop()
-        client._transport, _ = await loop.create_datagram_endpoint(lambda: client._replies,
-                                                                   remote_addr=(host, port))
-        return client
+    def open(cls, host: str, port: int, community: str, version: str, timeout_s: float,
+             retries: int) -> CommunityClient:
+        """Raises OSError for a name that does not resolve or an address the host cannot reach."""
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.connect(address)  # the kernel then passes us only the PDU's datagrams
+        except OSError:
+            sock.close()
+            raise
+        return cls(sock, community, version, timeout_s, retries)
+
+    def close(self) -> None:
+        self._sock.close()
 
     def _message(self, kind: str, oids: list[str], max_repetitions: int) -> tuple[int, bytes]:
         p_mod: Any = api.PROTOCOL_MODULES[self.version]
@@ -94,25 +92,40 @@ class CommunityClient:
         p_mod.apiMessage.set_pdu(message, pdu)
         return int(pdu_api.get_request_id(pdu)), encoder.encode(message)
 
-    async def request(self, kind: str, oids: list[str], max_repetitions: int = 0) -> Response:
+    def _send(self, data: bytes) -> None:
+        try:
+            self._sock.send(data)
+        except ConnectionRefusedError:  # an ICMP error left by an earlier datagram, reported (and cleared) here
+            self._sock.send(data)
+
+    def _answer(self, request_id: int, timeout_s: float) -> Any | None:
+        """The PDU of the first datagram answering `request_id` within `timeout_s`; None if none came."""
+        deadline = time.monotonic() + timeout_s
+        while (remaining_s := deadline - time.monotonic()) > 0:
+            self._sock.settimeout(remaining_s)
+            try:
+                data = self._sock.recv(65_535)
+            except TimeoutError:
+                return None
+            except ConnectionRefusedError:
+                continue  # ICMP port unreachable: the same as no answer, so the request retries, then times out
+            if (pdu := _response_pdu(data, self.version, request_id)) is not None:
+                return pdu
+        return None
+
+    def request(self, kind: str, oids: list[str], max_repetitions: int = 0) -> Response:
         """A `get`, `next` or `bulk` (v2c only) of every OID at once; PollError when no answer came after the
         retries. The same request-id and bytes go out on each retry, so a late answer to the first still counts."""
-        assert self._transport is not None, "CommunityClient.open() first"
         request_id, data = self._message(kind, oids, max_repetitions)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._replies.waiting[request_id] = future
         try:
             for _ in range(self.retries + 1):
-                self._transport.sendto(data)
-                try:
-                    pdu = await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
+                self._send(data)
+                if (pdu := self._answer(request_id, self.timeout_s)) is not None:
                     break
-                except TimeoutError:
-                    continue
             else:
                 raise PollError(TIMED_OUT)
-        finally:
-            self._replies.waiting.pop(request_id, None)
+        except OSError as exc:  # no route to the PDU, and the like
+            raise PollError(f"cannot reach it: {exc}") from exc
         p_mod: Any = api.PROTOCOL_MODULES[self.version]
         status = p_mod.apiPDU.get_error_status(pdu)
         return Response(int(status), status.prettyPrint() if status else "", list(p_mod.apiPDU.get_varbinds(pdu)))

@@ -1,23 +1,20 @@
-"""`snmp_pdu`: a rack PDU's per-outlet and total power over SNMP v1, v2c or v3 (pysnmp 7, asyncio).
+"""`snmp_pdu`: a rack PDU's per-outlet and total power over SNMP v1, v2c or v3 (pysnmp 7).
 
 The outlet table is read with GETBULK requests that carry every column at once, so a 24-outlet PDU answers in a
 round or two. Values the device reports as unsupported (negative, e.g. -1) and noSuchObject/noSuchInstance are
 skipped, never stored. A PDU that times out is logged once per outage and counted; the agent's other readers go on.
 
-Every `snmp_pdu` reader of a process polls on one asyncio loop (`SnmpLoop`), so a PDU that times out only holds up
-its own poll. v1 and v2c requests need no MIBs and no engine (`snmp_community`): OIDs are numeric and never resolved.
-Only SNMPv3 needs pysnmp's engine (USM, `snmp_usm`), imported when a reader is configured for it.
+Each reader polls in its own thread, so a PDU that times out only holds up its own poll. v1 and v2c requests need no
+MIBs, no engine and no event loop (`snmp_community`): OIDs are numeric and never resolved. Only SNMPv3 needs
+pysnmp's engine (USM, `snmp_usm`, on asyncio), imported when a reader is configured for it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
 from pyasn1.type.univ import Integer, OctetString
 from pysnmp.proto.rfc1905 import EndOfMibView
@@ -36,31 +33,6 @@ AUTH_PROTOCOLS = ("md5", "sha", "sha224", "sha256", "sha384", "sha512")
 PRIV_PROTOCOLS = ("des", "aes", "aes192", "aes256")
 MAX_REPETITIONS = 32
 NO_SUCH_NAME = 2  # SNMPv1 error-status
-
-
-T = TypeVar("T")
-
-
-class SnmpLoop:
-    """The process's SNMP loop thread, made on first use."""
-
-    _shared: ClassVar[SnmpLoop | None] = None
-    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, name="snmp", daemon=True).start()
-
-    @classmethod
-    def shared(cls) -> SnmpLoop:
-        with cls._shared_lock:
-            if cls._shared is None:
-                cls._shared = cls()
-            return cls._shared
-
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the loop and wait for its result (or exception) in the calling reader's thread."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
 
 @dataclass(frozen=True)
@@ -149,20 +121,22 @@ class SnmpPduReader(Reader):
         )
 
     def run(self, ctx: ReaderContext) -> None:
-        snmp = SnmpLoop.shared()
         session = SnmpSession(self)
         polls = 0
-        while not ctx.stop.is_set() and (self.count is None or polls < self.count):
-            started = time.monotonic()
-            snmp.call(self._poll_once(session, ctx))
-            polls += 1
-            ctx.stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
-        if self.count is not None:
-            ctx.stop.wait()  # `count` reached: this reader is done, the agent goes on
-
-    async def _poll_once(self, session: SnmpSession, ctx: ReaderContext) -> None:
         try:
-            readings = await read_profile(session, self.profile)
+            while not ctx.stop.is_set() and (self.count is None or polls < self.count):
+                started = time.monotonic()
+                self._poll_once(session, ctx)
+                polls += 1
+                ctx.stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
+            if self.count is not None:
+                ctx.stop.wait()  # `count` reached: this reader is done, the agent goes on
+        finally:
+            session.close()
+
+    def _poll_once(self, session: SnmpSession, ctx: ReaderContext) -> None:
+        try:
+            readings = read_profile(session, self.profile)
         except PollError as exc:
             session.forget_static()
             ctx.counters["snmp_errors"] += 1
@@ -182,53 +156,57 @@ class SnmpPduReader(Reader):
 
 
 class SnmpSession:
-    """A reader's client (made on the loop, at its first request) and what it walked once; kept between polls."""
+    """A reader's client (made at its first request) and what it walked once; kept between polls."""
 
     def __init__(self, reader: SnmpPduReader) -> None:
         self.reader = reader
         self._client: Any = None  # CommunityClient, or snmp_usm's UsmClient for SNMPv3
         self._static: dict[str, dict[str, object]] = {}  # configuration columns, walked once per session
 
-    async def _open(self) -> Any:
+    def _open(self) -> Any:
         r = self.reader
         try:
             if r.v3 is None:
-                return await CommunityClient.open(r.host, r.port, r.community or "", r.version, r.timeout_s,
-                                                  r.retries)
+                return CommunityClient.open(r.host, r.port, r.community or "", r.version, r.timeout_s, r.retries)
             from edge_agent.readers.snmp_usm import UsmClient  # SNMPv3's engine and MIBs: only for those who use it
 
-            return await UsmClient.open(r.host, r.port, r.v3, r.timeout_s, r.retries)
+            return UsmClient.open(r.host, r.port, r.v3, r.timeout_s, r.retries)
         except OSError as exc:  # a name that does not resolve, an address family the host lacks
             raise PollError(f"cannot open a socket to it: {exc}") from exc
 
-    async def _request(self, kind: str, oids: list[str]) -> list[tuple[object, object]]:
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _request(self, kind: str, oids: list[str]) -> list[tuple[object, object]]:
         """A GET, GETNEXT or GETBULK of every OID at once."""
         if self._client is None:
-            self._client = await self._open()
-        response: Response = await self._client.request(kind, oids, MAX_REPETITIONS)
+            self._client = self._open()
+        response: Response = self._client.request(kind, oids, MAX_REPETITIONS)
         if kind == "next" and response.error_status == NO_SUCH_NAME:
             return [(oids[0], EndOfMibView())]  # SNMPv1's way of saying the walk ran off the end
         if response.error_status:
             raise PollError(f"SNMP error {response.error_name}")
         return list(response.var_binds)
 
-    async def _next_rows(self, oids: list[str]) -> list[tuple[object, object]]:
+    def _next_rows(self, oids: list[str]) -> list[tuple[object, object]]:
         """The next row of each column: GETBULK, or for SNMPv1, which has none, one GETNEXT per column (so that
         one column at its end cannot fail the request of the others)."""
         if self.reader.version != "1":
-            return await self._request("bulk", oids)
-        return [vb for oid in oids for vb in await self._request("next", [oid])]
+            return self._request("bulk", oids)
+        return [vb for oid in oids for vb in self._request("next", [oid])]
 
-    async def get(self, oids: list[str]) -> list[object]:
-        return [value for _, value in await self._request("get", oids)]
+    def get(self, oids: list[str]) -> list[object]:
+        return [value for _, value in self._request("get", oids)]
 
-    async def walk_columns(self, columns: list[str]) -> dict[str, dict[str, object]]:
+    def walk_columns(self, columns: list[str]) -> dict[str, dict[str, object]]:
         """Every row of each column: one GETBULK carries all unfinished columns, until each leaves its subtree."""
         rows: dict[str, dict[str, object]] = {c: {} for c in columns}
         cursor = {c: c for c in columns}
         while cursor:
             cols = list(cursor)
-            var_binds = await self._next_rows([cursor[c] for c in cols])
+            var_binds = self._next_rows([cursor[c] for c in cols])
             finished: set[str] = set()
             progressed: set[str] = set()
             for i, (oid, value) in enumerate(var_binds):
@@ -245,11 +223,11 @@ class SnmpSession:
                     cursor.pop(col, None)
         return rows
 
-    async def walk_static(self, columns: list[str]) -> dict[str, dict[str, object]]:
+    def walk_static(self, columns: list[str]) -> dict[str, dict[str, object]]:
         """Like `walk_columns`, for columns that do not change between polls (decimal digits): walked once."""
         missing = [c for c in columns if c not in self._static]
         if missing:
-            self._static.update(await self.walk_columns(missing))
+            self._static.update(self.walk_columns(missing))
         return {c: self._static[c] for c in columns}
 
     def forget_static(self) -> None:
@@ -267,11 +245,11 @@ def _row_index(raw: str, suffix: str) -> str | None:
     return raw[: -len(suffix)] if raw.endswith(suffix) and len(raw) > len(suffix) else None
 
 
-async def read_table(session: SnmpSession, columns: tuple[Column, ...]) -> dict[str, Fields]:
+def read_table(session: SnmpSession, columns: tuple[Column, ...]) -> dict[str, Fields]:
     """`{row index: fields}` of a profile table; columns sharing an OID (one per sensor suffix) are walked once."""
-    values = await session.walk_columns(sorted({c.oid for c in columns}))
+    values = session.walk_columns(sorted({c.oid for c in columns}))
     digit_oids = sorted({c.digits_oid for c in columns if c.digits_oid})
-    digits = await session.walk_static(digit_oids) if digit_oids else {}
+    digits = session.walk_static(digit_oids) if digit_oids else {}
     rows: dict[str, Fields] = {}
     for col in columns:
         for raw, value in values[col.oid].items():
@@ -297,22 +275,22 @@ def _channel(index: str, optional_parts: int) -> str:
     return "outlet-" + "-".join(parts)
 
 
-async def read_profile(session: SnmpSession, profile: Profile) -> list[tuple[str, Fields]]:
+def read_profile(session: SnmpSession, profile: Profile) -> list[tuple[str, Fields]]:
     """`[(channel, fields)]` for every outlet with a power reading, and `total`; the fallback when both are empty."""
     readings: list[tuple[str, Fields]] = []
     if profile.outlets:
-        table = await read_table(session, profile.outlets)
+        table = read_table(session, profile.outlets)
         for index in sorted(table, key=_index_key):
             if "w" in table[index]:
                 readings.append((_channel(index, profile.optional_index_parts), table[index]))
     total: Fields = {}
     if profile.total:
-        values = await session.get([s.oid for s in profile.total])
+        values = session.get([s.oid for s in profile.total])
         for scalar, value in zip(profile.total, values, strict=True):
             if (n := _number(value, scalar.scale)) is not None:
                 total[scalar.field] = n
     elif profile.total_rows:
-        for row in (await read_table(session, profile.total_rows)).values():
+        for row in read_table(session, profile.total_rows).values():
             for name, value in row.items():
                 total[name] = round(float(total.get(name, 0.0)) + float(value), 6)
     elif profile.total_is_sum_of_outlets and readings:
@@ -320,5 +298,5 @@ async def read_profile(session: SnmpSession, profile: Profile) -> list[tuple[str
     if "w" in total:
         readings.append(("total", total))
     if not readings and profile.fallback is not None:
-        return await read_profile(session, profile.fallback)
+        return read_profile(session, profile.fallback)
     return readings
