@@ -56,8 +56,8 @@ test: system-deps $(BIN)/.installed $(SNMPSIM_VENV)/.installed lint typecheck
 	SNMPSIM_VENV=$(SNMPSIM_VENV) $(BIN)/pytest
 
 # The performance figures (`name: value`, also in bench/results.json), against the same real peers as the tests.
-bench: system-deps $(BIN)/.installed
-	$(BIN)/python -m bench.run
+bench: system-deps $(BIN)/.installed $(SNMPSIM_VENV)/.installed
+	SNMPSIM_VENV=$(SNMPSIM_VENV) $(BIN)/python -m bench.run
 
 # Ten minutes of one agent with a blink meter, 3 BMCs and 2 PDUs: its RSS at start and end, every series shown.
 soak: system-deps $(BIN)/.installed $(SNMPSIM_VENV)/.installed

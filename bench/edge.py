@@ -1,5 +1,5 @@
-"""Edge figures: how late the agent stamps a blink (`blip_stamp_p99_ms`), and the agent's RSS with the readers of a
-rack's management host configured (`agent_rss_mb`: a blink meter, 3 BMCs, 2 PDUs, publishing to Mosquitto).
+"""Edge figures: how late the agent stamps a blink (`blip_stamp_p99_ms`), and the agent's RSS reading the live peers
+of a rack's management host (`agent_rss_mb`: a blink meter, 3 BMCs, 2 PDUs, publishing to Mosquitto).
 
     .venv/bin/python -m bench.edge [--lines 2000]
 
@@ -20,52 +20,16 @@ import threading
 import time
 from pathlib import Path
 
+from bench.peers import agent_config, reader_peers
 from bench.proc import p99, rss_mb
-from tests.conftest import Mosquitto, free_port_udp
-
-READERS_RSS_TOML = """
-[[agent.readers]]
-kind = "blip_serial"
-device = "mainmeter"
-port = "{port}"
-skip_lines_on_open = 0
-
-[[agent.readers]]
-kind = "ipmi_dcmi"
-interval_s = 10
-hosts = [
-  {{ device = "node1", host = "127.0.0.1", port = {ipmi1}, username = "admin", password = "x" }},
-  {{ device = "node2", host = "127.0.0.1", port = {ipmi2}, username = "admin", password = "x" }},
-  {{ device = "node3", host = "127.0.0.1", port = {ipmi3}, username = "admin", password = "x" }},
-]
-
-[[agent.readers]]
-kind = "snmp_pdu"
-device = "pdu-a"
-host = "127.0.0.1"
-port = {snmp1}
-community = "public"
-profile = "apc"
-interval_s = 10
-
-[[agent.readers]]
-kind = "snmp_pdu"
-device = "pdu-b"
-host = "127.0.0.1"
-port = {snmp2}
-community = "public"
-profile = "servertech"
-interval_s = 10
-"""
+from tests.conftest import Mosquitto
 
 
-def _agent(work: Path, readers: str, mqtt_port: int | None = None) -> subprocess.Popen[str]:
-    """`powerhub agent`: publishing to the broker on `mqtt_port`, or with none, `--stdout`."""
-    config = work / "edge.toml"
-    mqtt = f'[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\n' if mqtt_port else ""
-    config.write_text(mqtt + f'[agent]\nsite = "bench"\nname = "edge"\noutbox = "{work}/outbox.sqlite"\n' + readers)
-    stdout = [] if mqtt_port else ["--stdout"]
-    return subprocess.Popen([sys.executable, "-m", "powerhub_cli", "agent", "--config", str(config), *stdout],
+def _stdout_agent(work: Path, readers: str) -> subprocess.Popen[str]:
+    """`powerhub agent --stdout` with `readers`."""
+    config = work / "stamp.toml"
+    config.write_text(f'[agent]\nsite = "bench"\nname = "edge"\noutbox = "{work}/stamp-outbox.sqlite"\n' + readers)
+    return subprocess.Popen([sys.executable, "-m", "powerhub_cli", "agent", "--config", str(config), "--stdout"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
 
 
@@ -74,7 +38,7 @@ def blip_stamp(work: Path, lines: int, gap_s: float = 0.01) -> dict[str, float]:
     port = os.ttyname(slave)
     readers = (f'[[agent.readers]]\nkind = "blip_serial"\ndevice = "mainmeter"\nport = "{port}"\n'
                "skip_lines_on_open = 0\n")
-    agent = _agent(work, readers)
+    agent = _stdout_agent(work, readers)
     assert agent.stdout is not None
     stamped: list[int] = []
 
@@ -105,27 +69,30 @@ def blip_stamp(work: Path, lines: int, gap_s: float = 0.01) -> dict[str, float]:
             "blip_stamped_lines": float(len(stamped))}
 
 
-def agent_rss(work: Path, mqtt_port: int, settle_s: float = 20.0) -> float:
-    """RSS of a publishing agent with every reader configured and running (no peers answer: the readers' libraries
-    and sessions are what counts here; `make soak` measures it against live snmpsim and ipmi_sim peers over ten
-    minutes). No hub subscribes, so its points wait in the outbox, as when the hub is away."""
-    master, slave = os.openpty()
-    readers = READERS_RSS_TOML.format(port=os.ttyname(slave), ipmi1=free_port_udp(), ipmi2=free_port_udp(),
-                                      ipmi3=free_port_udp(), snmp1=free_port_udp(), snmp2=free_port_udp())
-    agent = _agent(work, readers, mqtt_port)
-    try:
-        time.sleep(settle_s)
-        return round(rss_mb(agent.pid), 1)
-    finally:
-        agent.terminate()
-        agent.wait(30)
-        os.close(master)
-        os.close(slave)
+def agent_rss(work: Path, broker: Mosquitto, seconds: float = 30.0) -> float:
+    """Peak RSS of an agent reading live peers (ipmi_sim BMCs, snmpsim PDUs, a blinking pty) every second for
+    `seconds`, sampled each second. No hub subscribes, so its points wait in the outbox, as when the hub is away;
+    `make soak` runs the same agent with a hub for ten minutes."""
+    with reader_peers(work) as peers:
+        config = work / "edge.toml"
+        config.write_text(agent_config(work, broker, peers))
+        agent = subprocess.Popen([sys.executable, "-m", "powerhub_cli", "agent", "--config", str(config)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            peak_mb = 0.0
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                time.sleep(1.0)
+                peak_mb = max(peak_mb, rss_mb(agent.pid))
+            return round(peak_mb, 1)
+        finally:
+            agent.terminate()
+            agent.wait(30)
 
 
-def edge_figures(work: Path, mqtt_port: int, lines: int = 2000) -> dict[str, float]:
+def edge_figures(work: Path, broker: Mosquitto, lines: int = 2000) -> dict[str, float]:
     figures = blip_stamp(work, lines)
-    figures["agent_rss_mb"] = agent_rss(work, mqtt_port)
+    figures["agent_rss_mb"] = agent_rss(work, broker)
     return figures
 
 
@@ -138,7 +105,7 @@ def main() -> int:
     broker = Mosquitto(work / "mqtt")
     broker.start()
     try:
-        figures = edge_figures(work, broker.port, args.lines)
+        figures = edge_figures(work, broker, args.lines)
     finally:
         broker.stop()
     for name, value in figures.items():

@@ -370,7 +370,7 @@ def main() -> int:
         results.update(history_figures(f"influxdb://127.0.0.1:{influx.port}/benchyear", args.year_points,
                                        influxql_group_by))
         results.update(history_figures(f"sqlite:///{work}/year.sqlite", args.year_points, raw_buckets, "sqlite"))
-        results.update(edge_figures(work, broker.port))
+        results.update(edge_figures(work, broker))
         results.update(sse_figures(work, broker, args.sse_clients, 10.0, args.sse_seconds))
         results.update(sse_figures(work, broker, args.sse_clients, 10.0, args.sse_seconds, "threads"))
     finally:

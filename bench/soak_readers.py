@@ -11,89 +11,17 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import requests
 from playwright.sync_api import sync_playwright
 
+from bench.peers import agent_config, reader_peers
 from bench.proc import rss_mb
-from tests.conftest import (
-    BMC_PASSWORD,
-    BMC_USER,
-    IPMI_EXT_SOURCE,
-    IpmiSim,
-    Mosquitto,
-    Pty,
-    SnmpSim,
-    free_port,
-    secret_file,
-    snmpsim_walk,
-    wait_for,
-)
+from tests.conftest import Mosquitto, free_port, wait_for
 
-SENTRY4 = Path(__file__).parent.parent / "tests" / "testdata" / "snmp" / "servertech-sentry4.snmprec"
 CHROMIUM = "/usr/bin/chromium"
-
-
-def config(work: Path, broker: Mosquitto, bmcs: list[IpmiSim], pdus: SnmpSim, pty: Pty, web_port: int) -> Path:
-    secret_file(work / "bmc.pass", BMC_PASSWORD)
-    hosts = ", ".join(f'{{ device = "node{i}", host = "127.0.0.1", port = {b.port}, username = "{BMC_USER}", '
-                      f'password_file = "{work / "bmc.pass"}" }}' for i, b in enumerate(bmcs, start=1))
-    path = work / "powerhub.toml"
-    path.write_text(f"""
-[mqtt]
-url = "{broker.url()}"
-
-[agent]
-site = "lab"
-name = "soak"
-outbox = "{work / "outbox.sqlite"}"
-
-[[agent.readers]]
-kind = "blip_serial"
-device = "mainmeter"
-port = "{pty.port}"
-
-[[agent.readers]]
-kind = "ipmi_dcmi"
-interval_s = 1
-hosts = [ {hosts} ]
-
-[[agent.readers]]
-kind = "snmp_pdu"
-device = "pdu-a"
-host = "127.0.0.1"
-port = {pdus.port}
-community = "apc"
-profile = "apc"
-interval_s = 1
-
-[[agent.readers]]
-kind = "snmp_pdu"
-device = "pdu-b"
-host = "127.0.0.1"
-port = {pdus.port}
-community = "sentry"
-profile = "servertech"
-interval_s = 1
-
-[store]
-url = "sqlite:///{work / "points.sqlite"}"
-
-[web]
-listen = "127.0.0.1:{web_port}"
-""")
-    return path
-
-
-def blink(pty: Pty, stop: threading.Event) -> None:
-    while not stop.wait(0.5):
-        try:
-            pty.write("3600\r\n")  # 1 kW at 1000 imp/kWh
-        except OSError:
-            return
 
 
 def dashboard_series(url: str) -> list[str]:
@@ -113,18 +41,20 @@ def main() -> int:
     ap.add_argument("--duration-s", type=float, default=600)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="powerhub-soak-"))
-    ext = work / "dcmi_power.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(ext), str(IPMI_EXT_SOURCE)], check=True)
     broker = Mosquitto(work)
     broker.start()
-    bmcs = [IpmiSim(work / f"bmc{i}", ext, (200 + 10 * i, 150, 300, 220)) for i in range(3)]
-    for b in bmcs:
-        b.start()
-    pdus = SnmpSim({"apc": snmpsim_walk("apc-8641"), "sentry": SENTRY4})
-    pty, stop = Pty(work), threading.Event()
-    web_port = free_port()
-    cfg = config(work, broker, bmcs, pdus, pty, web_port)
-    threading.Thread(target=blink, args=(pty, stop), daemon=True).start()
+    try:
+        with reader_peers(work) as peers:
+            web_port = free_port()
+            cfg = work / "powerhub.toml"
+            cfg.write_text(agent_config(work, broker, peers) + f'\n[store]\nurl = "sqlite:///{work}/points.sqlite"\n'
+                           f'\n[web]\nlisten = "127.0.0.1:{web_port}"\n')
+            return soak(work, cfg, web_port, args.duration_s)
+    finally:
+        broker.stop()
+
+
+def soak(work: Path, cfg: Path, web_port: int, duration_s: float) -> int:
     procs = {name: subprocess.Popen([sys.executable, "-m", "powerhub_cli", name, "--config", str(cfg)],
                                     stdout=subprocess.DEVNULL, stderr=open(work / f"{name}.log", "wb"))  # noqa: SIM115
              for name in ("agent", "hub", "web")}
@@ -132,7 +62,7 @@ def main() -> int:
     try:
         time.sleep(10)  # imports done, sessions open, first polls in
         start_mb = peak_mb = rss_mb(procs["agent"].pid)
-        deadline = time.monotonic() + args.duration_s
+        deadline = time.monotonic() + duration_s
         while time.monotonic() < deadline:
             time.sleep(min(10.0, max(0.0, deadline - time.monotonic())))
             peak_mb = max(peak_mb, rss_mb(procs["agent"].pid))
@@ -142,7 +72,7 @@ def main() -> int:
         shown = set(dashboard_series(url))
         watts = [s["id"] for s in series if s["unit"] == "W"]
         missing = sorted(set(watts) - shown)
-        print(f"soak_duration_s: {args.duration_s:.0f}")
+        print(f"soak_duration_s: {duration_s:.0f}")
         print(f"agent_rss_start_mb: {start_mb:.1f}")
         print(f"agent_rss_end_mb: {end_mb:.1f}")
         print(f"agent_rss_peak_mb: {peak_mb:.1f}")
@@ -151,15 +81,9 @@ def main() -> int:
         print("series_ids: " + " ".join(ids))
         return 0 if not missing else 1
     finally:
-        stop.set()
         for proc in procs.values():
             proc.terminate()
             proc.wait(30)
-        pdus.stop()
-        for b in bmcs:
-            b.stop()
-        broker.stop()
-        pty.unplug()
 
 
 if __name__ == "__main__":
