@@ -44,10 +44,14 @@ class System:
 
     def blink(self, ms: int) -> tuple[int, int]:
         """Write one blink line; return the wall-clock window in which the agent must have stamped it."""
+        assert self.agent.outbox is not None
+        outbox = self.agent.outbox
+        previous = outbox.last_ts.get(SERIES, 0)
         before = time.time_ns() // 1_000_000
         self.pty.write(f"{ms}\r\n")
-        wait_for(lambda: self.agent.outbox is not None and self.agent.outbox.last_ts.get(SERIES, 0) >= before,
-                 what="the agent to stamp the blink")
+        # Waiting for a stamp >= `before` is not enough: the previous blink's may be in the same millisecond, and
+        # this one then not stamped yet. Stamps increase strictly, so a new one is greater than the last.
+        wait_for(lambda: outbox.last_ts.get(SERIES, 0) > previous, what="the agent to stamp the blink")
         return before, time.time_ns() // 1_000_000
 
 
