@@ -1,9 +1,10 @@
-"""The hand-off from paho's network thread to the hub's writer: bounded by points, taken in batches.
+"""The hand-off from paho's network thread to the hub's writers: bounded by points, taken in batches.
 
 A full hand-off blocks paho's thread in `put`, so the hub stops reading its socket and the broker keeps the rest
-(at most its in-flight window, the hub's MQTT 5 Receive Maximum, sits in the socket). The writer takes a batch when
-it is full, old, or when nothing came for a moment: a broker whose window is used up sends nothing more until the
-batch is written and acknowledged, so waiting longer would only idle both.
+(at most its in-flight window, the hub's MQTT 5 Receive Maximum, sits in the socket). The first writer takes a batch
+(`take`) when it is full, old, or when nothing came for a moment: a broker whose window is used up sends nothing more
+until the batch is written and acknowledged, so waiting longer would only idle both. The second (`take_full`) takes
+only a full batch that waits while the first is busy.
 
 Batches are numbered in the order they are taken and hold consecutive messages, so their PUBACKs can go out in the
 order the messages came (as MQTT asks) whichever writer stores its batch first.
