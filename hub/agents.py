@@ -9,12 +9,12 @@ the hub sees after it starts, so nothing before it counts as missing.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 
 from telemetry.metrics import Metrics
 from telemetry.names import NameError_, check_name
+from telemetry.payload import parse_json
 
 MAX_RUNS = 1000  # runs of consecutive seqs kept per agent; older holes beyond it are counted as lost for good
 UNKNOWN_AGENT = "-"  # points of a device no agent's status has named yet
@@ -113,8 +113,8 @@ class AgentBook:
         check_name("site", site)
         check_name("agent", name)
         try:
-            doc = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            doc = parse_json(payload)
+        except ValueError as exc:
             raise ValueError(f"status is not JSON: {exc}") from None
         if not isinstance(doc, dict) or doc.get("state") not in ("online", "offline"):
             raise ValueError('status must be an object with "state": "online" or "offline"')

@@ -11,6 +11,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from telemetry.config import MqttConfig
+from telemetry.payload import parse_json
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # how long the broker keeps a persistent session's queued messages
 HUB_SUBSCRIBED = "subscribed"
@@ -70,7 +71,7 @@ def hub_marker_payload(ts_ms: int, topic: str) -> bytes:
 def is_hub_marker(payload: bytes) -> bool:
     """A retained `{root}/hub/+` message that says a hub is subscribed (an empty one clears a retired hub's)."""
     try:
-        doc = json.loads(payload)
+        doc = parse_json(payload)
     except ValueError:
         return False
     return isinstance(doc, dict) and doc.get("state") == HUB_SUBSCRIBED

@@ -138,13 +138,24 @@ def _check_field(name: str, v: object) -> Value | None:
     return json.dumps(v, separators=(",", ":"))
 
 
+def parse_json(payload: bytes) -> object:
+    """A message's JSON; ValueError for anything that is not JSON, nested too deep included (Python's parser raises
+    RecursionError there, which would end the paho thread that called it)."""
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+
+
 def decode_payload(key: SeriesKey, payload: bytes) -> list[Point]:
     """Decode a data message for series `key`; raise PayloadError with a short reason when it must be dropped."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadError("oversized", f"{len(payload)} bytes, more than {MAX_PAYLOAD_BYTES}")
     try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
+        body = parse_json(payload)
+    except ValueError as exc:
         raise PayloadError("json", f"not valid JSON ({exc})") from None
     if isinstance(body, list):
         if not body:

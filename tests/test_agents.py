@@ -68,7 +68,8 @@ def test_one_of_several_hubs_does_not_count_what_the_others_took_as_gaps() -> No
 
 
 @pytest.mark.parametrize(("payload", "message"), [
-    (b"\xff", "not JSON"), (b"[]", "state"), (b'{"state": "sleeping"}', "state"),
+    (b"\xff", "not JSON"), (b"[" * 100_000 + b"]" * 100_000, "not JSON"), (b"[]", "state"),
+    (b'{"state": "sleeping"}', "state"),
     (b'{"state": "online", "devices": "x"}', "devices"), (b'{"state": "online", "devices": ["a b"]}', "device"),
 ])
 def test_bad_status_is_an_error(payload: bytes, message: str) -> None:

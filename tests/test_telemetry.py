@@ -20,6 +20,7 @@ from telemetry import (
     parse_series_id,
     status_topic,
 )
+from telemetry.mqtt import hub_marker_payload, is_hub_marker
 
 KEY = SeriesKey("lab", "mainmeter", "power")
 TS = 1_700_000_000_000
@@ -108,6 +109,7 @@ def test_load_series_needs_value() -> None:
         (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "ms": 0}', "type"),
         (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "ms": 1.5}', "type"),
         (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "machine": 5}', "type"),
+        (b"[" * 100_000 + b"]" * 100_000, "json"),  # Python's parser gives up with RecursionError
     ],
 )
 def test_malformed_payloads_are_refused_with_a_reason(payload: bytes, reason: str) -> None:
@@ -121,3 +123,12 @@ def test_oversized_payload_is_refused_before_parsing() -> None:
     with pytest.raises(PayloadError) as exc:
         decode_payload(KEY, payload)
     assert exc.value.reason == "oversized"
+
+
+@pytest.mark.parametrize(("payload", "is_marker"), [
+    (hub_marker_payload(1_700_000_000_000, "powerhub/data/#"), True), (b"", False), (b"\xff", False),
+    (b'{"state": "gone"}', False), (b"[" * 100_000 + b"]" * 100_000, False),
+])
+def test_only_a_hub_marker_is_one(payload: bytes, is_marker: bool) -> None:
+    """An agent reads these on its paho thread: nothing that arrives there may raise (an empty one clears a marker)."""
+    assert is_hub_marker(payload) is is_marker
