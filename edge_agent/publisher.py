@@ -26,7 +26,14 @@ import paho.mqtt.client as paho
 from edge_agent.outbox import Outbox, OutboxFull, WireRow
 from telemetry import data_topic, parse_series_id, status_topic
 from telemetry.config import MqttConfig
-from telemetry.mqtt import connect_async, is_hub_marker, make_client, matched_no_subscriber, status_payload
+from telemetry.mqtt import (
+    connect_async,
+    is_hub_marker,
+    make_client,
+    matched_no_subscriber,
+    status_payload,
+    survive,
+)
 from telemetry.sdnotify import Heartbeat
 from telemetry.topics import hub_filter
 
@@ -77,7 +84,7 @@ class Publisher:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
-        self.client.on_message = self._on_message
+        self.client.on_message = survive(self._on_message, log)
         self.counters: Counter[str] = Counter()
         self._connected = threading.Event()
         self._hub_seen = threading.Event()  # on this connection, a hub's "subscribed" marker arrived

@@ -26,7 +26,7 @@ from hub.stores import Store, StoreRejected, StoreUnavailable
 from telemetry import PayloadError, Point, TopicError, decode_payload, parse_data_topic
 from telemetry.config import MqttConfig
 from telemetry.metrics import Metrics
-from telemetry.mqtt import connect_async, hub_marker_payload, make_client
+from telemetry.mqtt import connect_async, hub_marker_payload, make_client, survive
 from telemetry.sdnotify import Heartbeat
 from telemetry.topics import hub_topic
 
@@ -57,7 +57,7 @@ class Subscriber:
         self.batch_points, self.batch_age_s = batch_points, batch_age_s
         self.client = make_client(mqtt, client_id, persistent=True, manual_ack=True)
         self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
+        self.client.on_message = survive(self._on_message, log)
         self.client.on_subscribe = self._on_subscribe
         self.marker_topic = hub_topic(mqtt.root, client_id)
         self._subscribe_mid = -1

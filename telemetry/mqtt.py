@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import ssl
+from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -36,6 +40,23 @@ def make_client(cfg: MqttConfig, client_id: str, persistent: bool = False, manua
                        tls_version=ssl.PROTOCOL_TLS_CLIENT)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
+
+
+OnMessage = Callable[[paho.Client, Any, paho.MQTTMessage], None]
+
+
+def survive(on_message: OnMessage, log: logging.Logger) -> OnMessage:
+    """`on_message` that logs what it raises instead of letting it end paho's network thread (paho re-raises
+    callbacks' exceptions there): whatever a message holds, the client goes on receiving the next."""
+
+    @functools.wraps(on_message)
+    def guarded(client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        try:
+            on_message(client, userdata, msg)
+        except Exception:
+            log.exception("message on %s not handled", msg.topic[:200])
+
+    return guarded
 
 
 def connect_async(client: paho.Client, cfg: MqttConfig, persistent: bool = False,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from telemetry import (
     MAX_PAYLOAD_BYTES,
@@ -20,7 +23,7 @@ from telemetry import (
     parse_series_id,
     status_topic,
 )
-from telemetry.mqtt import hub_marker_payload, is_hub_marker
+from telemetry.mqtt import hub_marker_payload, is_hub_marker, survive
 
 KEY = SeriesKey("lab", "mainmeter", "power")
 TS = 1_700_000_000_000
@@ -132,3 +135,13 @@ def test_oversized_payload_is_refused_before_parsing() -> None:
 def test_only_a_hub_marker_is_one(payload: bytes, is_marker: bool) -> None:
     """An agent reads these on its paho thread: nothing that arrives there may raise (an empty one clears a marker)."""
     assert is_hub_marker(payload) is is_marker
+
+
+def test_an_on_message_that_raises_is_logged_and_paho_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(_client: object, _userdata: object, _msg: object) -> None:
+        raise KeyError("surprise")
+
+    msg = paho.MQTTMessage(topic=b"powerhub/data/lab/m/power")
+    survive(broken, logging.getLogger("test"))(paho.Client(CallbackAPIVersion.VERSION2), None, msg)  # no raise
+    [record] = caplog.records
+    assert "message on powerhub/data/lab/m/power not handled" in record.getMessage() and record.exc_info

@@ -17,7 +17,7 @@ import paho.mqtt.client as paho
 
 from telemetry import PayloadError, Point, TopicError, decode_payload, parse_data_topic
 from telemetry.config import MqttConfig
-from telemetry.mqtt import connect_async, make_client
+from telemetry.mqtt import connect_async, make_client, survive
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class LiveFeed:
             client = make_client(self.mqtt, f"powerhub-web-{os.getpid()}-{id(self):x}")
             topic = f"{self.mqtt.root}/data/#"
             client.on_connect = lambda c, *_: c.subscribe(topic, qos=0)
-            client.on_message = self._on_message
+            client.on_message = survive(self._on_message, log)
             connect_async(client, self.mqtt)
             self._client = client
 
