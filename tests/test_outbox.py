@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.outbox import Outbox, OutboxFull
+from edge_agent.outbox import CACHE_KB, Outbox, OutboxFull
 from telemetry import Point, SeriesKey
 
 KEY = SeriesKey("lab", "mainmeter", "power")
@@ -77,3 +77,14 @@ def test_ack_deletes_exactly_the_seqs_named(tmp_path: Path) -> None:
     outbox.ack([7, 2, 3, 4, 9, 3])  # runs 2-4, 7 and 9, out of order, one named twice
     assert [p.seq for p in outbox.peek(20)] == [1, 5, 6, 8, 10]
     outbox.close()
+
+
+def test_sqlite_page_cache_is_bounded_below_its_default(tmp_path: Path) -> None:
+    """An outage fills the outbox; SQLite's default 2 MB page cache grew the agent's RSS by 1.5 MB with it (measured:
+    26.7 → 28.2 MB over a 3.5 MB outbox, flat at 26.8 with this bound)."""
+    box = Outbox(tmp_path / "o.sqlite")
+    try:
+        assert box._db.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KB
+        assert CACHE_KB < 2000  # SQLite's default, in KiB
+    finally:
+        box.close()
