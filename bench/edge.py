@@ -71,8 +71,9 @@ def blip_stamp(work: Path, lines: int, gap_s: float = 0.01) -> dict[str, float]:
 
 def agent_rss(work: Path, broker: Mosquitto, seconds: float = 30.0) -> float:
     """Peak RSS of an agent reading live peers (ipmi_sim BMCs, snmpsim PDUs, a blinking pty) every second for
-    `seconds`, sampled each second. No hub subscribes, so its points wait in the outbox, as when the hub is away;
-    `make soak` runs the same agent with a hub for ten minutes."""
+    `seconds`, sampled each second. In `make bench` the broker still holds the bench hubs' sessions, which take
+    its points; run alone nobody subscribes and they wait in the outbox, as when the hub is away. `make soak` runs
+    the same agent with a hub and the web app for ten minutes."""
     with reader_peers(work) as peers:
         config = work / "edge.toml"
         config.write_text(agent_config(work, broker, peers))
