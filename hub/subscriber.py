@@ -184,7 +184,8 @@ class Subscriber:
         stored = False
         try:
             stored = self._store(batch.messages)
-            self.metrics.inc("powerhub_store_batches_total", writer=writer)  # how often the second one helps
+            if stored:
+                self.metrics.inc("powerhub_store_batches_total", writer=writer)  # how often the second one helps
         finally:  # always take the turn, or the other writer would wait for it forever
             self._ack_in_turn(batch.ticket, batch.messages if stored else [])
 

@@ -143,7 +143,7 @@ def parse_json(payload: bytes) -> object:
     RecursionError there, which would end the paho thread that called it)."""
     try:
         return json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError among them
         raise ValueError(str(exc)) from None
     except RecursionError:
         raise ValueError("nested too deep") from None

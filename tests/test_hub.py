@@ -47,8 +47,9 @@ def publisher(mqtt_cfg: MqttConfig) -> Iterator[Publisher]:
     p.close()
 
 
-def start_hub(mqtt_cfg: MqttConfig, store: Store, metrics: Metrics, client_id: str) -> Subscriber:
-    hub = Subscriber(mqtt_cfg, store, metrics, client_id, batch_age_s=0.05)
+def start_hub(mqtt_cfg: MqttConfig, store: Store, metrics: Metrics, client_id: str,
+              batch_points: int = 5000) -> Subscriber:
+    hub = Subscriber(mqtt_cfg, store, metrics, client_id, batch_points=batch_points, batch_age_s=0.05)
     hub.start()
     wait_for(hub.connected.is_set, what="the hub to connect")
     return hub
@@ -114,8 +115,7 @@ def test_a_backlog_is_written_by_both_writers_stored_once_and_all_acknowledged(
     for first in range(1, 2001, 5):
         publisher.send(topic, "[" + ",".join(point(seq) for seq in range(first, first + 5)) + "]")
     metrics = Metrics()
-    hub = Subscriber(mqtt_cfg, store, metrics, client_id, batch_points=50, batch_age_s=0.05)
-    hub.start()
+    hub = start_hub(mqtt_cfg, store, metrics, client_id, batch_points=50)
     try:
         wait_for(lambda: metrics.value("powerhub_points_stored_total") >= 2000, 60, "the backlog stored")
         assert metrics.value("powerhub_store_batches_total", writer="2") > 0
