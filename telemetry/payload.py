@@ -20,6 +20,7 @@ MAX_POINTS_PER_PAYLOAD = 50_000
 # The upper bound also keeps every time inside InfluxDB's int64 nanoseconds.
 MIN_TS_MS = 1_000_000_000_000
 MAX_TS_MS = 9_000_000_000_000
+MAX_INT = 2**63 - 1  # integers are stored as int64 (InfluxDB, SQLite): past it a store refuses the whole batch
 
 FLOAT_FIELDS = ("w", "a", "wh", "min_w", "max_w", "avg_w", "value")
 INT_FIELDS = ("ms",)
@@ -79,7 +80,22 @@ def _is_int(v: object) -> bool:
 
 
 def _is_number(v: object) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)  # type: ignore[arg-type]
+    """A finite float, or an int that fits int64; PayloadError for a larger int (not even a float can hold some)."""
+    if _is_int(v):
+        if not -MAX_INT - 1 <= v <= MAX_INT:  # type: ignore[operator]
+            raise PayloadError("range", "an integer does not fit in 64 bits")
+        return True
+    return isinstance(v, float) and math.isfinite(v)
+
+
+def _text(name: str, v: str) -> str:
+    """A string the stores can encode: JSON's \\ud800 escapes decode to lone surrogates, which UTF-8 cannot hold."""
+    if not v.isascii():
+        try:
+            v.encode()
+        except UnicodeEncodeError:
+            raise PayloadError("type", f"field {name!r} is not valid Unicode (a lone surrogate)") from None
+    return v
 
 
 def _decode_one(key: SeriesKey, main: str, obj: object) -> Point:
@@ -88,7 +104,7 @@ def _decode_one(key: SeriesKey, main: str, obj: object) -> Point:
         raise PayloadError("type", f"a point must be a JSON object, not {type(obj).__name__}")
     ts, seq = obj.get("ts"), obj.get("seq")
     # The common case first, without calls: the hub decodes every point, so this is a large part of its time.
-    if type(ts) is not int or type(seq) is not int or not MIN_TS_MS <= ts <= MAX_TS_MS or seq < 0:
+    if type(ts) is not int or type(seq) is not int or not MIN_TS_MS <= ts <= MAX_TS_MS or not 0 <= seq <= MAX_INT:
         _check_stamps(obj)
     fields: dict[str, Value] = {}
     for name, v in obj.items():
@@ -111,7 +127,7 @@ def _check_stamps(obj: dict[str, object]) -> None:
     ts, seq = obj["ts"], obj["seq"]
     if not MIN_TS_MS <= ts <= MAX_TS_MS:  # type: ignore[operator]
         raise PayloadError("range", f"ts {ts} is not Unix milliseconds")
-    raise PayloadError("range", f"seq {seq} is negative")
+    raise PayloadError("range", f"seq {seq} is not between 0 and {MAX_INT}")
 
 
 def _check_field(name: str, v: object) -> Value | None:
@@ -123,16 +139,19 @@ def _check_field(name: str, v: object) -> Value | None:
     if name in INT_FIELDS:
         if not _is_int(v) or v <= 0:  # type: ignore[operator]
             raise PayloadError("type", f"field {name!r} must be a positive integer")
+        _is_number(v)  # within int64
         return v  # type: ignore[return-value]
     if name in STR_FIELDS:
         if not isinstance(v, str):
             raise PayloadError("type", f"field {name!r} must be a string")
-        return v
+        return _text(name, v)
     if not EXTRA_NAME_RE.fullmatch(name) or name in RESERVED:
         return None
     # Extras: numbers are stored as floats so that one publisher's 1 and another's 1.5 never conflict in InfluxDB.
-    if isinstance(v, bool | str):
+    if isinstance(v, bool):
         return v
+    if isinstance(v, str):
+        return _text(name, v)
     if _is_number(v):
         return float(v)  # type: ignore[arg-type]
     return json.dumps(v, separators=(",", ":"))

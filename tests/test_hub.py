@@ -87,6 +87,31 @@ def test_good_points_stored_bad_ones_dropped_and_counted(mqtt_cfg: MqttConfig, s
         hub.stop()
 
 
+def test_values_no_store_can_hold_are_dropped_with_their_message_not_with_the_batch(
+        mqtt_cfg: MqttConfig, store: Store, publisher: Publisher, mqtt_root: str) -> None:
+    """A lone surrogate (valid JSON, not UTF-8), integers past int64 and one too large for a float: each message is
+    dropped on its own, and the good points batched with them are stored. (They used to end the writer thread, or
+    make InfluxDB refuse the whole batch.)"""
+    metrics = Metrics()
+    hub = start_hub(mqtt_cfg, store, metrics, f"hub-{mqtt_root}")
+    try:
+        topic = "data/lab/mainmeter/power"
+        publisher.send(topic, point(1))
+        publisher.send(topic, point(2).replace('"ms"', '"machine": "\\ud800", "ms"'))
+        publisher.send(topic, point(3).replace('"seq": 3', f'"seq": {2**63}'))
+        publisher.send(topic, point(4).replace('"ms": 1000', f'"ms": {2**63}'))
+        publisher.send(topic, point(5).replace('"ms"', f'"vendor_extra": {10**400}, "ms"'))
+        publisher.send(topic, point(6).replace('"ms"', '"note": "\\udc80", "ms"'))
+        publisher.send(topic, point(7))
+        wait_for(lambda: metrics.value("powerhub_points_stored_total") >= 2, what="the good points stored")
+        assert [p.seq for p in store.points(KEY, T0, T0 + 10_000, 100)] == [1, 7]
+        assert {r: metrics.value("powerhub_points_dropped_total", reason=r) for r in ("type", "range")} == \
+            {"type": 2, "range": 3}
+        assert hub.healthy()
+    finally:
+        hub.stop()
+
+
 def test_persistent_session_keeps_points_while_the_hub_is_down(mqtt_cfg: MqttConfig, store: Store,
                                                               publisher: Publisher, mqtt_root: str) -> None:
     client_id = f"hub-{mqtt_root}"

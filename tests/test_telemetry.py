@@ -113,6 +113,13 @@ def test_load_series_needs_value() -> None:
         (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "ms": 1.5}', "type"),
         (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "machine": 5}', "type"),
         (b"[" * 100_000 + b"]" * 100_000, "json"),  # Python's parser gives up with RecursionError
+        # Valid JSON that no store can hold: past int64, past a float, and a lone surrogate (not UTF-8)
+        (b'{"ts": 1700000000000, "seq": 9223372036854775808, "w": 1.0}', "range"),
+        (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "ms": 9223372036854775808}', "range"),
+        (b'{"ts": 1700000000000, "seq": 1, "w": 1' + b"0" * 400 + b"}", "range"),
+        (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "extra": -9223372036854775809}', "range"),
+        (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "machine": "\\ud800"}', "type"),
+        (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "extra": "a\\udc80"}', "type"),
     ],
 )
 def test_malformed_payloads_are_refused_with_a_reason(payload: bytes, reason: str) -> None:
