@@ -27,6 +27,7 @@ from edge_agent.outbox import Outbox, OutboxFull, WireRow
 from telemetry import data_topic, parse_series_id, status_topic
 from telemetry.config import MqttConfig
 from telemetry.mqtt import (
+    close,
     connect_async,
     is_hub_marker,
     make_client,
@@ -122,8 +123,7 @@ class Publisher:
             info = self.client.publish(self.status_topic, self._status("offline"), qos=1, retain=True)
             if info.rc == paho.MQTT_ERR_SUCCESS:
                 info.wait_for_publish(timeout_s)
-        self.client.disconnect()
-        self.client.loop_stop()
+        close(self.client)
 
     def healthy(self) -> bool:
         # The loop turns every 0.5 s at most, unless an outbox call or a publish hangs: a minute is wedged.

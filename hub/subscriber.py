@@ -26,7 +26,7 @@ from hub.stores import Store, StoreRejected, StoreUnavailable
 from telemetry import PayloadError, Point, TopicError, decode_payload, parse_data_topic
 from telemetry.config import MqttConfig
 from telemetry.metrics import Metrics
-from telemetry.mqtt import connect_async, hub_marker_payload, make_client, survive
+from telemetry.mqtt import close, connect_async, hub_marker_payload, make_client, survive
 from telemetry.sdnotify import Heartbeat
 from telemetry.topics import hub_topic
 
@@ -97,8 +97,7 @@ class Subscriber:
             self.formulas.stop()
         if self.ha:
             self.ha.stop()
-        self.client.disconnect()
-        self.client.loop_stop()
+        close(self.client)
 
     def healthy(self) -> bool:
         """For systemd's watchdog: the writers still turn (the first beats at least every RETRY_MAX_S, even idle)."""

@@ -75,6 +75,15 @@ def connect_async(client: paho.Client, cfg: MqttConfig, persistent: bool = False
     client.loop_start()
 
 
+def close(client: paho.Client) -> None:
+    """Disconnect, stop the network thread and close the client's sockets now. paho closes its wake-up socket pair
+    only in `__del__`, and a client in a reference cycle with its owner (through its callbacks) waits for the garbage
+    collector, which may finalize the sockets first: a ResourceWarning, an error under pytest's `-W error`."""
+    client.disconnect()
+    client.loop_stop()
+    client._reset_sockets()  # what paho's __del__ does
+
+
 def status_payload(state: str, ts_ms: int, version: str, devices: list[str] | None = None) -> bytes:
     """The agent's retained status. `devices` (beyond SPEC's fields) tells the hub whose `seq` a device's points
     carry, so it can track gaps per agent."""

@@ -17,7 +17,7 @@ import paho.mqtt.client as paho
 
 from telemetry import PayloadError, Point, TopicError, decode_payload, parse_data_topic
 from telemetry.config import MqttConfig
-from telemetry.mqtt import connect_async, make_client, survive
+from telemetry.mqtt import close, connect_async, make_client, survive
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,7 @@ class LiveFeed:
 
     def stop(self) -> None:
         if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
+            close(self._client)
             self._client = None
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
