@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -20,7 +21,8 @@ MAX_POINTS_PER_PAYLOAD = 50_000
 # The upper bound also keeps every time inside InfluxDB's int64 nanoseconds.
 MIN_TS_MS = 1_000_000_000_000
 MAX_TS_MS = 9_000_000_000_000
-MAX_INT = 2**63 - 1  # integers are stored as int64 (InfluxDB, SQLite): past it a store refuses the whole batch
+MAX_INT = 2**63 - 1  # `seq` and `ms` are stored as int64 (InfluxDB, SQLite): past it a store refuses the batch
+MAX_FLOAT_INT = int(sys.float_info.max)  # other numbers are stored as floats: a larger int raises OverflowError
 
 FLOAT_FIELDS = ("w", "a", "wh", "min_w", "max_w", "avg_w", "value")
 INT_FIELDS = ("ms",)
@@ -80,12 +82,18 @@ def _is_int(v: object) -> bool:
 
 
 def _is_number(v: object) -> bool:
-    """A finite float, or an int that fits int64; PayloadError for a larger int (not even a float can hold some)."""
+    """A finite float, or an int a float can hold (numbers other than `seq` and `ms` are stored as floats)."""
     if _is_int(v):
-        if not -MAX_INT - 1 <= v <= MAX_INT:  # type: ignore[operator]
-            raise PayloadError("range", "an integer does not fit in 64 bits")
+        if not -MAX_FLOAT_INT <= v <= MAX_FLOAT_INT:  # type: ignore[operator]
+            raise PayloadError("range", "an integer too large for a float")
         return True
     return isinstance(v, float) and math.isfinite(v)
+
+
+def _int64(name: str, v: int) -> int:
+    if v > MAX_INT:
+        raise PayloadError("range", f"field {name!r} does not fit in 64 bits")
+    return v
 
 
 def _text(name: str, v: str) -> str:
@@ -106,6 +114,10 @@ def _decode_one(key: SeriesKey, main: str, obj: object) -> Point:
     # The common case first, without calls: the hub decodes every point, so this is a large part of its time.
     if type(ts) is not int or type(seq) is not int or not MIN_TS_MS <= ts <= MAX_TS_MS or not 0 <= seq <= MAX_INT:
         _check_stamps(obj)
+    if len(obj) == 3:  # most points: ts, seq and the value, a finite float (main is a float field)
+        v = obj.get(main)
+        if type(v) is float and v - v == 0.0:
+            return Point(key, ts, seq, {main: v})  # type: ignore[arg-type]
     fields: dict[str, Value] = {}
     for name, v in obj.items():
         if type(v) is float and name in _FLOAT_SET and v - v == 0.0:  # a known float field, finite (inf - inf: nan)
@@ -139,8 +151,7 @@ def _check_field(name: str, v: object) -> Value | None:
     if name in INT_FIELDS:
         if not _is_int(v) or v <= 0:  # type: ignore[operator]
             raise PayloadError("type", f"field {name!r} must be a positive integer")
-        _is_number(v)  # within int64
-        return v  # type: ignore[return-value]
+        return _int64(name, v)  # type: ignore[arg-type]
     if name in STR_FIELDS:
         if not isinstance(v, str):
             raise PayloadError("type", f"field {name!r} must be a string")

@@ -117,7 +117,7 @@ def test_load_series_needs_value() -> None:
         (b'{"ts": 1700000000000, "seq": 9223372036854775808, "w": 1.0}', "range"),
         (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "ms": 9223372036854775808}', "range"),
         (b'{"ts": 1700000000000, "seq": 1, "w": 1' + b"0" * 400 + b"}", "range"),
-        (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "extra": -9223372036854775809}', "range"),
+        (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "extra": -2' + b"0" * 400 + b"}", "range"),
         (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "machine": "\\ud800"}', "type"),
         (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "extra": "a\\udc80"}', "type"),
     ],
@@ -126,6 +126,12 @@ def test_malformed_payloads_are_refused_with_a_reason(payload: bytes, reason: st
     with pytest.raises(PayloadError) as exc:
         decode_payload(KEY, payload)
     assert exc.value.reason == reason
+
+
+def test_integers_past_int64_are_kept_where_they_are_stored_as_floats() -> None:
+    body = {"ts": TS, "seq": 2**63 - 1, "w": 2**64, "ms": 2**63 - 1, "extra": -(2**70)}
+    (p,) = decode_payload(KEY, json.dumps(body).encode())
+    assert (p.seq, p.fields) == (2**63 - 1, {"w": float(2**64), "ms": 2**63 - 1, "extra": float(-(2**70))})
 
 
 def test_oversized_payload_is_refused_before_parsing() -> None:
