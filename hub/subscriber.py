@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 
+import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -27,10 +28,23 @@ from telemetry import PayloadError, Point, TopicError, decode_payload, parse_dat
 from telemetry.config import MqttConfig
 from telemetry.metrics import Metrics
 from telemetry.mqtt import close, connect_async, hub_marker_payload, make_client, survive
+from telemetry.payload import parse_json
 from telemetry.sdnotify import Heartbeat
 from telemetry.topics import hub_topic
 
 log = logging.getLogger(__name__)
+
+
+def parse_json_fast(payload: bytes) -> object:
+    """orjson's parse: a third of json's time (0.16 µs a point instead of 0.54), and the hub parses every point.
+    What orjson refuses is parsed by json, so that a payload is judged as `parse_json` judges it: json takes NaN, a
+    byte order mark, lone surrogates and integers past 64 bits, which `decode_payload` then refuses with its reason.
+    (orjson's one leniency: it makes a float of an integer past 64 bits, so a `seq` of 2**64 is refused as `type`.)
+    orjson is imported here, by the hub only: it would add 2.7 MB to the agent."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return parse_json(payload)
 
 RETRY_MAX_S = 30.0
 # Messages the broker may have in flight to us (MQTT 5 Receive Maximum). What the hub holds in memory is bounded by
@@ -152,7 +166,7 @@ class Subscriber:
         topic = msg.topic  # paho decodes it on every access
         try:
             key = parse_data_topic(self.mqtt.root, topic)
-            points = decode_payload(key, bytes(msg.payload))
+            points = decode_payload(key, bytes(msg.payload), parse_json_fast)
         except (TopicError, PayloadError) as exc:
             reason = exc.reason if isinstance(exc, PayloadError) else "topic"
             log.warning("dropped message on %s: %s", topic[:200], exc)

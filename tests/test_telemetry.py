@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from hub.subscriber import parse_json_fast
 from telemetry import (
     MAX_PAYLOAD_BYTES,
     NameError_,
@@ -24,6 +26,7 @@ from telemetry import (
     status_topic,
 )
 from telemetry.mqtt import hub_marker_payload, is_hub_marker, survive
+from telemetry.payload import parse_json
 
 KEY = SeriesKey("lab", "mainmeter", "power")
 TS = 1_700_000_000_000
@@ -122,10 +125,18 @@ def test_load_series_needs_value() -> None:
         (b'{"ts": 1700000000000, "seq": 1, "w": 1.0, "extra": "a\\udc80"}', "type"),
     ],
 )
-def test_malformed_payloads_are_refused_with_a_reason(payload: bytes, reason: str) -> None:
+@pytest.mark.parametrize("loads", [parse_json, parse_json_fast], ids=["json", "hub-orjson"])
+def test_malformed_payloads_are_refused_with_a_reason(payload: bytes, reason: str,
+                                                      loads: Callable[[bytes], object]) -> None:
     with pytest.raises(PayloadError) as exc:
-        decode_payload(KEY, payload)
+        decode_payload(KEY, payload, loads)
     assert exc.value.reason == reason
+
+
+def test_the_hubs_parser_decodes_what_json_decodes() -> None:
+    body = json.dumps([{"ts": TS + i, "seq": i, "w": i / 7, "ms": 2**63 - 1, "machine": "héllo ☃", "x": [1, {}]}
+                       for i in range(100)]).encode()
+    assert decode_payload(KEY, body, parse_json_fast) == decode_payload(KEY, body)
 
 
 def test_integers_past_int64_are_kept_where_they_are_stored_as_floats() -> None:
