@@ -45,6 +45,23 @@ def test_rollups_give_the_raw_answer(client: FlaskClient, store: Store, key: Ser
         assert rolled[0]["wh"] == pytest.approx(1800.0 * step / HOUR)  # the blinks' exact energy
 
 
+@pytest.mark.parametrize("with_ms", [False, True])
+def test_the_hour_rows_made_from_the_minute_rows_hold_the_raw_hours(store: Store, with_ms: bool) -> None:
+    """Values and intervals that wander, so that each minute's min, max and sums differ from its hour's."""
+    key = SeriesKey("lab", "wander", "power")
+    store.write([Point(key, T0 + i * 1000 + i % 7, i + 1, {"w": 50.0 + (i * 7919 % 1000) / 3,
+                                                           **({"ms": 900 + i * 31 % 777} if with_ms else {})})
+                 for i in range(3 * 3600)])
+    assert FormulaRunner(store, [Rollup()]).replay("rollup", T0, T0 + 3 * HOUR) > 0
+    rows = store.rollup_buckets(rollup_key(key, "1h"), T0, T0 + 3 * HOUR, HOUR)
+    raw = store.buckets(key, T0, T0 + 3 * HOUR, HOUR)
+    assert len(raw) == 3
+    assert [(b.start_ms, b.count, b.min, b.max, b.sum_ms, b.min_ms, b.max_ms) for b in rows] == \
+        [(b.start_ms, b.count, b.min, b.max, b.sum_ms, b.min_ms, b.max_ms) for b in raw]
+    assert [b.mean for b in rows] == pytest.approx([b.mean for b in raw])
+    assert [b.blink_wh for b in rows] == ([pytest.approx(b.blink_wh) for b in raw] if with_ms else [None] * 3)
+
+
 def test_history_uses_the_rollups(client: FlaskClient, store: Store) -> None:
     store.write([Point(SAMPLED, T0 + 500, 99_999, {"w": 1e6})])  # stored, but no rollup has seen it yet
     rolled = history(client, SAMPLED, f"from={T0}&to={T0 + HOUR}&step={HOUR}")
