@@ -96,12 +96,51 @@ def test_a_backlog_noted_at_once_rolls_up_as_a_replay_does(store: Store, store_u
     assert again == rows
 
 
+class Unlimited(Rollup):
+    min_interval_s = 0.0  # a window is computed again at the next flush: this test's time is not the hub's
+
+
+def test_live_minutes_make_their_hour_with_the_minute_rows_stored_before(store: Store) -> None:
+    key = SeriesKey("lab", "live", "power")
+    runner = FormulaRunner(store, [Unlimited()])
+
+    def arrive(points: list[Point]) -> int:
+        store.write(points)
+        runner.note(points)
+        return runner.flush()
+
+    points = [Point(key, T0 + i * 1000, i + 1, {"w": 50.0 + (i * 7919 % 1000) / 3}) for i in range(3600)]
+    assert arrive(points[:1800]) == 30 + 1  # its minutes' rows and the hour's
+    assert arrive(points[1800:]) == 30 + 1  # the later minutes' rows, and the hour's again from all 60
+    assert arrive([Point(key, T0 + 500, 9999, {"w": 5000.0})]) == 1 + 1  # a late point: its minute, its hour
+    (hour,) = store.rollup_buckets(rollup_key(key, "1h"), T0, T0 + HOUR, HOUR)
+    (raw,) = store.buckets(key, T0, T0 + HOUR, HOUR)
+    assert (hour.count, hour.min, hour.max) == (raw.count, raw.min, raw.max) == (3601, 50.0, 5000.0)
+    assert hour.mean == pytest.approx(raw.mean)
+
+
+def test_a_backlog_leaves_only_its_newest_minute_rate_limited(store: Store) -> None:
+    """The runner remembers when it computed each run's newest window only, so a long backlog does not fill its
+    memory with one entry per minute; a late point in an older minute is computed at the next flush."""
+    key = SeriesKey("lab", "backlog", "power")
+    runner = FormulaRunner(store, [Rollup()])
+    points = [Point(key, T0 + i * 10_000, i + 1, {"w": 100.0}) for i in range(3 * 24 * 360)]  # three days
+    store.write(points)
+    runner.note(points)
+    assert runner.flush() == 3 * 24 * 61
+    assert len(runner._ran) == 3  # runs of a day at most
+    runner.note([points[-1]])
+    assert runner.flush() == 0  # the newest minute again within 30 s: not yet
+    runner.note([points[0]])
+    assert runner.flush() == 1 + 1  # an older minute: now, with its hour
+
+
 def test_due_windows_run_together_only_when_neighbours_with_the_same_inputs() -> None:
     other = SeriesKey("lab", "node18", "power")
     a, b = {SAMPLED}, {SAMPLED, other}
-    due = {(0, 0): a, (0, HOUR): a, (0, 2 * HOUR): a, (0, 4 * HOUR): a, (0, 5 * HOUR): b,
-           (1, 0): a, (1, HOUR): a}
+    w = Rollup.window_ms
+    due = {(0, 0): a, (0, w): a, (0, 2 * w): a, (0, 4 * w): a, (0, 5 * w): b, (1, 0): a, (1, w): a}
     assert _runs(due, [Rollup(), Rollup()]) == [
-        (0, [0, HOUR, 2 * HOUR], a), (0, [4 * HOUR], a), (0, [5 * HOUR], b), (1, [0, HOUR], a)]
-    day = {(0, h * HOUR): a for h in range(30)}
-    assert [len(starts) for _, starts, _ in _runs(day, [Rollup()])] == [24, 6]
+        (0, [0, w, 2 * w], a), (0, [4 * w], a), (0, [5 * w], b), (1, [0, w], a)]
+    day = {(0, i * w): a for i in range(30 * HOUR // w)}
+    assert [len(starts) * w for _, starts, _ in _runs(day, [Rollup()])] == [24 * HOUR, 6 * HOUR]

@@ -44,24 +44,29 @@ def _hours(minutes: list[Bucket]) -> list[Bucket]:
     by_hour: dict[int, list[Bucket]] = {}
     for b in minutes:
         by_hour.setdefault(b.start_ms // HOUR_MS * HOUR_MS, []).append(b)
-    return [_hour(start, parts) for start, parts in by_hour.items()]
+    return [_hour(start, parts) for start, parts in sorted(by_hour.items())]
 
 
 class Rollup(Formula):
+    """Recomputed a minute at a time: a live series' current minute is read again (60 points at 1 s), not its
+    current hour (up to 3,600, twice, every time it was recomputed). Each hour row is then made from the minutes
+    just computed and the hour's other minute rows as stored."""
+
     name = "rollup"
-    window_ms = HOUR_MS
-    min_interval_s = 30.0  # the current hour's rows are rewritten at most this often while points arrive
+    window_ms = MINUTE_MS
+    min_interval_s = 30.0  # the current minute's rows are rewritten at most this often while points arrive
 
     def is_input(self, key: SeriesKey) -> bool:
         return key.measurement in ("power", "load") and not is_derived(key)
 
     def compute(self, store: Store, start_ms: int, inputs: set[SeriesKey]) -> list[Point]:
-        return self.compute_range(store, start_ms, start_ms + HOUR_MS, inputs)
+        return self.compute_range(store, start_ms, start_ms + MINUTE_MS, inputs)
 
     def compute_range(self, store: Store, from_ms: int, to_ms: int, inputs: set[SeriesKey]) -> list[Point]:
-        """Whole hours covering `[from_ms, to_ms)`: one query per series for its minutes, whose rows make the
-        hours' (a second query would read every raw point again: the store's costliest part of ingest)."""
-        start, end = from_ms // HOUR_MS * HOUR_MS, -(-to_ms // HOUR_MS) * HOUR_MS
+        """Minutes covering `[from_ms, to_ms)`, one query per series, and the hours they fall in. A backlog's run
+        spans whole hours, so only a live minute's hour reads stored minute rows (at most 59 per series)."""
+        start, end = from_ms // MINUTE_MS * MINUTE_MS, -(-to_ms // MINUTE_MS) * MINUTE_MS
+        hour_start, hour_end = start // HOUR_MS * HOUR_MS, -(-end // HOUR_MS) * HOUR_MS
         out: list[Point] = []
         for key in sorted(inputs):
             try:
@@ -70,7 +75,10 @@ class Rollup(Formula):
                 continue  # a channel name too long to prefix: its history is computed from the raw points
             minutes = store.buckets(key, start, end, MINUTE_MS)
             out += [_row(minute_key, b, self.name) for b in minutes]
-            out += [_row(hour_key, b, self.name) for b in _hours(minutes)]
+            others = [] if (hour_start, hour_end) == (start, end) else [
+                b for b in store.rollup_buckets(minute_key, hour_start, hour_end, MINUTE_MS)
+                if not start <= b.start_ms < end]  # one query, not one each side
+            out += [_row(hour_key, b, self.name) for b in _hours(others + minutes)]
         return out
 
 

@@ -69,11 +69,16 @@ class FormulaRunner:
                    if now - self._ran.get(w, -1e9) >= self.formulas[w[0]].min_interval_s}
             for w in due:
                 del self._dirty[w]
-                self._ran[w] = now
+            runs = _runs(due, self.formulas)
+            # Only a run's newest window is rate-limited: it is the one live points keep coming to. A backlog's
+            # older windows are done (a late point there is computed at the next flush), and remembering each of
+            # them would hold a year-long backlog's 525,600 minutes here.
+            for i, starts, _keys in runs:
+                self._ran[(i, starts[-1])] = now
             if len(self._ran) > 10_000:  # only recent runs matter for the rate limit
                 self._ran = {w: t for w, t in self._ran.items() if now - t < 3600}
         written = 0
-        for i, starts, keys in _runs(due, self.formulas):
+        for i, starts, keys in runs:
             f = self.formulas[i]
             try:
                 written += self._compute_run(f, starts, keys)
