@@ -135,6 +135,23 @@ def test_a_backlog_leaves_only_its_newest_minute_rate_limited(store: Store) -> N
     assert runner.flush() == 1 + 1  # an older minute: now, with its hour
 
 
+def test_stopping_computes_what_the_rate_limit_held_back(store: Store) -> None:
+    """A hub that stops leaves no rollup behind its points: the minute it last computed is computed again."""
+    key = SeriesKey("lab", "stopping", "power")
+    runner = FormulaRunner(store, [Rollup()], every_s=3600)  # flushed by this test and by `stop` only
+    runner.start()
+    first, late = Point(key, T0, 1, {"w": 100.0}), Point(key, T0 + 1000, 2, {"w": 300.0})
+    for point in (first, late):
+        store.write([point])
+        runner.note([point])
+        runner.flush()  # the second is held back: its minute was computed less than 30 s ago
+    assert [b.count for b in store.rollup_buckets(rollup_key(key, "1m"), T0, T0 + HOUR, HOUR)] == [1]
+    runner.stop()
+    for period in ("1m", "1h"):
+        (row,) = store.rollup_buckets(rollup_key(key, period), T0, T0 + HOUR, HOUR)
+        assert (row.count, row.max) == (2, 300.0)
+
+
 def test_due_windows_run_together_only_when_neighbours_with_the_same_inputs() -> None:
     other = SeriesKey("lab", "node18", "power")
     a, b = {SAMPLED}, {SAMPLED, other}

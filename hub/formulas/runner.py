@@ -61,12 +61,13 @@ class FormulaRunner:
                         for start in f.windows(ts_list):
                             self._dirty.setdefault((i, start), set()).add(key)
 
-    def flush(self) -> int:
-        """Recompute every dirty window; the number of derived points written."""
+    def flush(self, all_due: bool = False) -> int:
+        """Recompute every dirty window (not yet those computed less than their formula's `min_interval_s` ago,
+        unless `all_due`); the number of derived points written."""
         now = time.monotonic()
         with self._lock:
             due = {w: keys for w, keys in self._dirty.items()
-                   if now - self._ran.get(w, -1e9) >= self.formulas[w[0]].min_interval_s}
+                   if all_due or now - self._ran.get(w, -1e9) >= self.formulas[w[0]].min_interval_s}
             for w in due:
                 del self._dirty[w]
             runs = _runs(due, self.formulas)
@@ -131,7 +132,7 @@ class FormulaRunner:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
-        self.flush()
+        self.flush(all_due=True)  # what the rate limit held back would otherwise wait for the next point there
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
