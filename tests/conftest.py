@@ -34,9 +34,19 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free TCP ports: held open together, so the kernel cannot hand out one twice."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def secret_file(path: Path, text: str) -> Path:
@@ -127,22 +137,34 @@ def mqtt_cfg(mqtt_doc: dict[str, Any]) -> MqttConfig:
 class InfluxDB:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.port, rpc_port = free_port(), free_port()
         self.conf = workdir / "influxdb.conf"
+        self.port = self._configure()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _configure(self) -> int:
+        """Write the config with new ports; the HTTP port."""
+        port, rpc_port = free_ports(2)
         self.conf.write_text(
             "reporting-disabled = true\n"
             f'bind-address = "127.0.0.1:{rpc_port}"\n'
-            f'[meta]\n  dir = "{workdir}/meta"\n'
-            f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n  query-log-enabled = false\n'
+            f'[meta]\n  dir = "{self.workdir}/meta"\n'
+            f'[data]\n  dir = "{self.workdir}/data"\n  wal-dir = "{self.workdir}/wal"\n  query-log-enabled = false\n'
             "[monitor]\n  store-enabled = false\n"
-            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            f'[http]\n  bind-address = "127.0.0.1:{port}"\n  log-enabled = false\n'
         )
-        self.proc: subprocess.Popen[bytes] | None = None
+        return port
 
     def start(self) -> None:
-        with open(self.workdir / "influxd.log", "ab") as log:
-            self.proc = subprocess.Popen(["influxd", "-config", str(self.conf)], stdout=log, stderr=log)
-        wait_for(self._pings, 30, "InfluxDB /ping")
+        """Start influxd; if it exits before answering (a port taken since it was picked), again on new ports."""
+        for _attempt in range(3):
+            with open(self.workdir / "influxd.log", "ab") as log:
+                proc = self.proc = subprocess.Popen(["influxd", "-config", str(self.conf)], stdout=log, stderr=log)
+            wait_for(lambda p=proc: self._pings() or p.poll() is not None, 30, "InfluxDB /ping")
+            if proc.poll() is None:
+                return
+            self.port = self._configure()
+        tail = (self.workdir / "influxd.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"influxd exited before answering /ping, three times; its log ends:\n{tail}")
 
     def _pings(self) -> bool:
         try:
