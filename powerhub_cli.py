@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from telemetry.config import ConfigError, load_toml, redact
+from telemetry.exportformats import FORMATS
 
 log = logging.getLogger("powerhub")
 
@@ -53,28 +54,29 @@ def cmd_web(doc: dict[str, Any], _args: argparse.Namespace) -> None:
 
 def _series_and_range(doc: dict[str, Any], args: argparse.Namespace) -> tuple[Any, Any, int, int]:
     """The store, the series and the half-open range that `export` and `plot` take from their arguments."""
-    import time
-
     from hub.config import StoreConfig
     from hub.stores import open_store
     from telemetry.config import Section
     from telemetry.names import NameError_, parse_series_id
-    from web.export import utc_day
+    from telemetry.timeunits import DAY_MS, local_day, now_ms, time_zone
 
     store_cfg = StoreConfig.parse(Section(doc.get("store"), "store"))
     try:
         key = parse_series_id(args.series)
+        tz = time_zone(args.tz)
         if args.date:
-            from_ms, to_ms = utc_day(args.date)
+            from_ms, to_ms = local_day(args.date, tz)
         else:
-            to_ms = args.to if args.to is not None else time.time_ns() // 1_000_000
-            from_ms = args.from_ms if args.from_ms is not None else to_ms - 86_400_000
+            to_ms = args.to if args.to is not None else now_ms()
+            from_ms = args.from_ms if args.from_ms is not None else to_ms - DAY_MS
     except (NameError_, ValueError) as exc:
         raise SystemExit(f"powerhub {args.command}: {exc}") from None
     return open_store(store_cfg.url, store_cfg.token), key, from_ms, to_ms
 
 
 def cmd_export(doc: dict[str, Any], args: argparse.Namespace) -> None:
+    from telemetry.exportformats import HEADER_LINES
+    from telemetry.timeunits import time_zone
     from web.export import csv_lines, range_points, with_progress
 
     store, key, from_ms, to_ms = _series_and_range(doc, args)
@@ -84,14 +86,14 @@ def cmd_export(doc: dict[str, Any], args: argparse.Namespace) -> None:
         points = with_progress(points, from_ms, to_ms, sys.stderr)
     rows = 0
     try:
-        for line in csv_lines(points, args.format):
+        for line in csv_lines(points, args.format, time_zone(args.tz)):
             out.write(line)
             rows += 1
     finally:
         if out is not sys.stdout:
             out.close()
         store.close()
-    log.info("exported %d points of %s", max(0, rows - 1), key.id)
+    log.info("exported %d points of %s", max(0, rows - HEADER_LINES[args.format]), key.id)
 
 
 def cmd_plot(doc: dict[str, Any], args: argparse.Namespace) -> None:
@@ -208,9 +210,12 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--series", required=True, help="series id, e.g. lab.mainmeter.power")
             sp.add_argument("--from", dest="from_ms", type=int, help="Unix ms (default: 24 h before --to)")
             sp.add_argument("--to", type=int, help="Unix ms, exclusive (default: now)")
-            sp.add_argument("--date", help="a UTC day, YYYY-MM-DD, instead of --from/--to")
+            sp.add_argument("--date", help="a day, YYYY-MM-DD (in --tz), instead of --from/--to")
+            sp.add_argument("--tz", default="UTC", help="IANA time zone of --date, and of powergraph-daily's times "
+                                                       "(default UTC)")
         if name == "export":
-            sp.add_argument("--format", choices=("csv", "powergraph"), default="csv")
+            sp.add_argument("--format", choices=FORMATS, default="csv",
+                            help="csv: ours; powergraph: PowerGraph's last.csv; powergraph-daily: its data/DAY.csv")
             sp.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
         if name == "plot":
             sp.add_argument("--load", help="the CPU load series (default: load1 of the device or its machine)")

@@ -249,6 +249,14 @@ def test_export_cli_writes_csv_from_the_store(tmp_path: Path) -> None:
                                "2023-11-14T22:13:21.000Z,101.0\n")
     bad = run_cli("export", "--config", str(cfg), "--series", "nope", "--date", "2023-11-14")
     assert bad.returncode != 0 and "site.device.channel" in bad.stderr
+    # PowerGraph's daily file for T0's local day in Tokyo: 22:13 UTC on the 14th is 07:13 there on the 15th.
+    daily = run_cli("export", "--config", str(cfg), "--series", KEY.id, "--date", "2023-11-15", "--tz", "Asia/Tokyo",
+                    "--format", "powergraph-daily")
+    assert daily.returncode == 0, daily.stderr
+    assert daily.stdout == "07:13:20,100.0\n07:13:21,101.0\n07:13:22,102.0\n"
+    assert "exported 3 points" in daily.stderr
+    bad_tz = run_cli("export", "--config", str(cfg), "--series", KEY.id, "--date", "2023-11-15", "--tz", "Nowhere")
+    assert bad_tz.returncode != 0 and "IANA time zone" in bad_tz.stderr
 
 
 def test_inventory_machines_tag_their_sources() -> None:

@@ -314,3 +314,37 @@ def test_export_powergraph_form_parses_as_its_front_end_expects(client: FlaskCli
 )
 def test_export_bad_parameters(client: FlaskClient, query: str, status: int) -> None:
     assert_json_error(client.get(f"/api/v1/export.csv?{query}"), status)
+
+
+def test_export_powergraph_daily_is_the_daily_pages_file(store_url: str) -> None:
+    # PowerGraph's daily page: `HH:MM:SS,watts` rows, no header, unquoted, on the site's clock for its local day.
+    store = open_store(store_url)
+    local_midnight = 1_699_916_400_000  # 2023-11-14 00:00 in Copenhagen (UTC+1)
+    node = SeriesKey("lab", "node18", "power")
+    store.write([Point(node, local_midnight + i * 3_600_000 - 1000, i + 1, {"w": 100.0 + i}) for i in range(26)])
+    store.close()
+    client = make_app(store_url).test_client()
+    query = f"series={node.id}&date=2023-11-14&format=powergraph-daily"
+    resp = client.get(f"/api/v1/export.csv?{query}&tz=Europe/Copenhagen")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert 'filename="2023-11-14.csv"' in resp.headers["Content-Disposition"]
+    lines = resp.get_data(as_text=True).splitlines()
+    # The point 1 s before local midnight belongs to the day before; then one an hour, up to 23:59:59.
+    assert lines[0] == "00:59:59,101.0" and lines[-1] == "23:59:59,124.0" and len(lines) == 24
+    assert all(line.count(",") == 1 and '"' not in line for line in lines)
+    utc = client.get(f"/api/v1/export.csv?{query}").get_data(as_text=True).splitlines()
+    assert utc[0] == "00:59:59,102.0" and utc[-1] == "23:59:59,125.0"  # UTC day, UTC clock: the default
+
+
+def test_export_date_follows_tz_across_dst(store_url: str) -> None:
+    store = open_store(store_url)
+    node = SeriesKey("lab", "node19", "power")
+    start = 1_711_666_800_000  # 2024-03-29 00:00 in Copenhagen (UTC+1); 03-31 has 23 hours
+    store.write([Point(node, start + i * 3_600_000, i + 1, {"w": float(i)}) for i in range(96)])
+    store.close()
+    client = make_app(store_url).test_client()
+    rows = client.get(f"/api/v1/export.csv?series={node.id}&date=2024-03-31&tz=Europe/Copenhagen").get_data(
+        as_text=True).splitlines()
+    assert len(rows) == 1 + 23 and rows[1] == "2024-03-30T23:00:00.000Z,48.0"
+    assert_json_error(client.get(f"/api/v1/export.csv?series={node.id}&date=2024-03-31&tz=Mars/Olympus"), 400,
+                      "IANA time zone")

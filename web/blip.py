@@ -14,20 +14,20 @@ from flask import Blueprint, Response, request
 
 from telemetry import Point, SeriesKey
 from telemetry.payload import MAX_TS_MS
+from telemetry.timeunits import DAY_MS, HOUR_MS, MINUTE_MS, now_ms
 from web import state
 from web.errors import abort_json
-from web.params import now_ms, series_key, whole_number
+from web.params import series_key, whole_number
 
 bp = Blueprint("blip", __name__)
 
 END_MS = MAX_TS_MS + 1  # "no upper bound" for the routes that have none
-HOUR_MS = 3_600_000
-MINUTE_MS = 60_000
 LIMIT_LAST = 20_000
 LIMIT_SINCE = 2_000
 LIMIT_RANGE = 100_000
 LIMIT_MINUTELY = 100_000
 MAX_AGGREGATE_COUNT = 1000
+BLIP_MS_WH = HOUR_MS  # one blink at 1000 imp/kWh is 1 Wh: a blink every ms is 3,600,000 W
 HEADERS = {
     "Cache-Control": "max-age=0, must-revalidate",
     "Access-Control-Allow-Origin": "*",
@@ -124,14 +124,25 @@ def range_(key: SeriesKey, a: int, b: int) -> Response:
     return _json(_pairs(state().store.points(key, a, b + 1, LIMIT_RANGE)))
 
 
-@route("aggregate/<since>/<interval>/<count>")
-def aggregate(key: SeriesKey, since: int, interval: int, count: int) -> Response:
+def _check_aggregate(interval: int, count: int) -> None:
     if count > MAX_AGGREGATE_COUNT:
         abort_json(400, f"count must be at most {MAX_AGGREGATE_COUNT}")
     if interval == 0:
         abort_json(400, "interval must be at least 1 ms")
+
+
+@route("aggregate/<since>/<interval>/<count>")
+def aggregate(key: SeriesKey, since: int, interval: int, count: int) -> Response:
+    _check_aggregate(interval, count)
     buckets = state().store.buckets(key, since, since + interval * count, interval, origin_ms=since)
     return _json([[b.start_ms - since, b.count] for b in buckets])
+
+
+def blip_mean_w(blips: int, sum_ms: int) -> float:
+    """blipserver's `wh` column (its `usage_hourly` view): the mean power over the time the blinks cover, as if the
+    meter gave 1000 imp/kWh. Its front ends apply their own meter's constant to it, so it must stay constant-free
+    (blipserver-api.md); the real watts are /api/v1's."""
+    return BLIP_MS_WH * blips / sum_ms
 
 
 def _usage(key: SeriesKey, a: int, b: int, step_ms: int, limit: int | None) -> Response:
@@ -144,8 +155,8 @@ def _usage(key: SeriesKey, a: int, b: int, step_ms: int, limit: int | None) -> R
         return _json([])
     rows = []
     for bk in state().store.buckets(key, first, end, step_ms):
-        if bk.sum_ms and bk.blink_wh is not None:
-            rows.append([bk.start_ms, bk.count, bk.blink_wh * 3_600_000 / bk.sum_ms, bk.min_ms, bk.max_ms])
+        if bk.sum_ms:
+            rows.append([bk.start_ms, bk.count, blip_mean_w(bk.count, bk.sum_ms), bk.min_ms, bk.max_ms])
     return _json(rows)
 
 
@@ -157,3 +168,28 @@ def hourly(key: SeriesKey, a: int, b: int) -> Response:
 @route("minutely/<a>/<b>")
 def minutely(key: SeriesKey, a: int, b: int) -> Response:
     return _usage(key, a, b, MINUTE_MS, LIMIT_MINUTELY)
+
+
+@route("aggregate_hourly/<since>/<interval>/<count>")
+def aggregate_hourly(key: SeriesKey, since: int, interval: int, count: int) -> Response:
+    """Studentergaarden's month graphs: per interval (offset relative to `since`), the sum of the constant-free mean
+    power of the hours that start in it, as its server sums its `usage_hourly.wh` column."""
+    _check_aggregate(interval, count)
+    end = since + interval * count
+    first_hour, end_hour = -(-since // HOUR_MS) * HOUR_MS, -(-end // HOUR_MS) * HOUR_MS
+    sums: dict[int, float] = {}
+    if first_hour < end:
+        for bk in state().store.buckets(key, first_hour, end_hour, HOUR_MS):
+            if bk.start_ms < end and bk.sum_ms:
+                offset = interval * ((bk.start_ms - since) // interval)
+                sums[offset] = sums.get(offset, 0.0) + blip_mean_w(bk.count, bk.sum_ms)
+    return _json([[offset, total] for offset, total in sorted(sums.items())])
+
+
+@route("usage/<ms>")
+def usage(key: SeriesKey, ms: int) -> Response:
+    """Studentergaarden's "usage" lines: `[n]`, the number of blinks with stamp >= now - ms."""
+    start = now_ms() - ms
+    end = now_ms() + DAY_MS  # "no upper bound", within reach of one store bucket: a stamp a little ahead counts
+    buckets = state().store.buckets(key, start, end, end - start, origin_ms=start)
+    return _json([sum(b.count for b in buckets if b.sum_ms is not None)])

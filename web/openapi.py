@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from telemetry.exportformats import FORMATS
 from telemetry.names import NAME_RE
 from web.api import MAX_BUCKETS, POINTS_LIMIT
 from web.blip import MAX_AGGREGATE_COUNT
@@ -108,8 +109,9 @@ def document() -> dict[str, Any]:
                            {"name": "date", "in": "query", "schema": {"type": "string", "format": "date"}},
                            _int_param("tail", description="the newest N points (not with date)", low=1,
                                       high=MAX_TAIL),
-                           {"name": "format", "in": "query", "schema": {"type": "string",
-                                                                        "enum": ["csv", "powergraph"]}}]}},
+                           {"name": "format", "in": "query", "schema": {"type": "string", "enum": list(FORMATS)}},
+                           {"name": "tz", "in": "query", "description": "IANA time zone of `date`, and of "
+                            "powergraph-daily's times (default UTC)", "schema": {"type": "string"}}]}},
         "/healthz": {"get": {"summary": "store reachable?", "responses": {
             "200": _json_response("ok", {"type": "object", "required": ["ok"]}),
             "503": {"$ref": "#/components/responses/Unavailable"}}}},
@@ -127,6 +129,15 @@ def document() -> dict[str, Any]:
                        [_int_param("since", "path"), _int_param("interval", "path", low=1),
                         _int_param("count", "path", high=MAX_AGGREGATE_COUNT)],
                        INT_PAIRS))
+    paths.update(_blip("aggregate_hourly/{since}/{interval}/{count}",
+                       "per interval, the sum of the hourly constant-free mean power (Studentergaarden's fork)",
+                       [_int_param("since", "path"), _int_param("interval", "path", low=1),
+                        _int_param("count", "path", high=MAX_AGGREGATE_COUNT)],
+                       {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2,
+                                                   "items": {"type": "number"}}}))
+    paths.update(_blip("usage/{ms}", "[n]: the number of blinks in the last ms (Studentergaarden's fork)",
+                       [_int_param("ms", "path")],
+                       {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 1}))
     for route, what in (("hourly", "hour"), ("minutely", "minute")):
         paths.update(_blip(f"{route}/{{a}}/{{b}}", f"usage per {what}: [start, blinks, mean_w, min_ms, max_ms]",
                            [_int_param("a", "path"), _int_param("b", "path")], USAGE_ROWS))

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import time
+from zoneinfo import ZoneInfo
 
 from flask import request
 
 from telemetry import SeriesKey, parse_series_id
 from telemetry.names import NameError_
+from telemetry.timeunits import DAY_MS, now_ms, time_zone
 from web import state
 from web.errors import abort_json
 
 MAX_DIGITS = 15  # blipserver's bound on numeric path parts; also keeps every time well inside int64
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def whole_number(name: str, text: str) -> int:
@@ -37,12 +34,21 @@ def query_int(name: str, default: int | None) -> int | None:
     return whole_number(name, values[0])
 
 
+def zone_param() -> ZoneInfo:
+    """`tz`: an IANA time zone (default UTC), or 400."""
+    name = request.args.get("tz") or "UTC"
+    try:
+        return time_zone(name)
+    except ValueError as exc:
+        abort_json(400, str(exc))
+
+
 def time_range() -> tuple[int, int]:
     """`from`/`to` of /api/v1 routes: half-open, `to` defaults to now, `from` to 24 h before `to`."""
     to_ms = query_int("to", None)
     to_ms = now_ms() if to_ms is None else to_ms
     from_ms = query_int("from", None)
-    from_ms = to_ms - 86_400_000 if from_ms is None else from_ms
+    from_ms = to_ms - DAY_MS if from_ms is None else from_ms
     if from_ms >= to_ms:
         abort_json(400, "from must be before to")
     return from_ms, to_ms
