@@ -329,7 +329,10 @@ class IpmiSim:
         self.workdir, self.extension, self.watts = workdir, extension, watts
         self.port = port or free_port_udp()
         workdir.mkdir(parents=True, exist_ok=True)
-        loadlib = f'loadlib "{extension}" "{" ".join(map(str, watts))}"\n' if extension else ""
+        self.state_file = workdir / "reading-state"  # the DCMI reading's state byte, hex: see dcmi_power.c
+        self.measuring(True)
+        init = " ".join([*map(str, watts), str(self.state_file)])
+        loadlib = f'loadlib "{extension}" "{init}"\n' if extension else ""
         (workdir / "lan.conf").write_text(
             'name "powerhub-test"\nset_working_mc 0x20\nstartlan 1\n'
             f"  addr 127.0.0.1 {self.port}\n  priv_limit admin\n"
@@ -352,6 +355,10 @@ class IpmiSim:
                                           str(self.workdir / "sim.emu"), "-s", str(state), "-n"],
                                          stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         wait_for(lambda: self.ipmitool("mc", "info").returncode == 0, 20, "ipmi_sim to answer")
+
+    def measuring(self, active: bool) -> None:
+        """Switch the BMC's power measurement on or off (DCMI reading state 0x40 or 0x00), while it runs."""
+        self.state_file.write_text("40" if active else "00")
 
     def ipmitool(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ipmitool", "-I", "lanplus", "-C", "3", "-N", "1", "-R", "1", "-H", "127.0.0.1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -95,12 +96,41 @@ def test_reader_logs_in_again_after_the_bmc_restarts(bmc: IpmiSim) -> None:
         run.stop()
 
 
+def test_no_reading_while_the_measurement_is_not_active(bmc: IpmiSim, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "edge_agent.readers.ipmi_dcmi")
+    bmc.measuring(False)
+    assert "deactivated" in bmc.ipmitool("dcmi", "power", "reading").stdout.lower()  # the reference says so too
+    run = Run([host("node17", bmc.port)], interval_s=0.1)
+    try:
+        wait_for(lambda: run.ctx.counters["ipmi_inactive"] >= 5, what="inactive readings")
+        assert run.of("node17") == []  # not a stream of 0 W
+        bmc.measuring(True)
+        wait_for(lambda: len(run.of("node17")) >= 3, what="readings once it measures again")
+        inactive = run.ctx.counters["ipmi_inactive"]
+        bmc.measuring(False)
+        wait_for(lambda: run.ctx.counters["ipmi_inactive"] >= inactive + 5, what="inactive again")
+        readings = len(run.of("node17"))
+        time.sleep(0.5)
+        assert len(run.of("node17")) == readings
+    finally:
+        run.stop()
+    assert all(f["w"] == 251.0 for f in run.of("node17"))
+    messages = [r.getMessage() for r in caplog.records if r.name.endswith("ipmi_dcmi")]
+    changes = [m for m in messages if "not active" in m or "measures power again" in m]
+    assert len(changes) == 3, messages  # each change once, not each interval
+    assert run.ctx.counters["ipmi_errors"] == 0
+
+
 def test_parse_power_reading_refuses_garbage() -> None:
     with pytest.raises(DcmiError):
         parse_power_reading(b"\xdc\x01")
     with pytest.raises(DcmiError):
         parse_power_reading(b"\x00" * 18)
-    assert parse_power_reading(bytes([0xDC, 0xFB, 0, 0xB5, 0, 0xA5, 1, 0x05, 1]))["max_w"] == 421.0
+    reading = bytes([0xDC, 0xFB, 0, 0xB5, 0, 0xA5, 1, 0x05, 1])
+    assert parse_power_reading(reading) == {"w": 251.0, "min_w": 181.0, "max_w": 421.0, "avg_w": 261.0}
+    stamp_and_period = bytes(8)
+    assert parse_power_reading(reading + stamp_and_period + b"\x40") is not None
+    assert parse_power_reading(reading + stamp_and_period + b"\x00") is None
 
 
 def test_config_errors(tmp_path: Path) -> None:

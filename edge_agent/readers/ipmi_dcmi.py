@@ -2,7 +2,9 @@
 
 Each BMC is polled by a thread of its own, so one slow or dead BMC never delays the others. Its IPMI session is
 kept between polls and opened again when the BMC drops it. `ts` is the agent's clock: BMC clocks are unreliable.
-A BMC that fails (timeout, wrong password, no DCMI) is logged once per outage and counted.
+A BMC that fails (timeout, wrong password, no DCMI) is logged once per outage and counted. A BMC whose power
+measurement is not active (the reading's state byte; ipmitool says "deactivated") answers 0 W: no point is taken
+from it, the change is logged, and every such reading is counted, until it measures again.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 DCMI_NETFN = 0x2C
 DCMI_GROUP = 0xDC
 GET_POWER_READING = 0x02
+STATE_MEASURING = 0x40  # "power measurement active" in the reading's state byte (DCMI 1.5, table 6-16)
+STATE_OFFSET = 17  # after the group, four watts, the 32-bit timestamp and the 32-bit period
 
 
 class DcmiError(RuntimeError):
@@ -41,10 +45,14 @@ class Bmc:
     timeout_s: float = 5.0
 
 
-def parse_power_reading(data: bytes) -> Fields:
-    """DCMI Get Power Reading response data (after the completion code): group, then four 16-bit LE watts."""
+def parse_power_reading(data: bytes) -> Fields | None:
+    """DCMI Get Power Reading response data (after the completion code): group, then four 16-bit LE watts, and
+    the state byte; None when the BMC says its power measurement is not active (its watts are then 0, not a
+    reading). A BMC that leaves out the state byte is taken as measuring."""
     if len(data) < 9 or data[0] != DCMI_GROUP:
         raise DcmiError(f"malformed DCMI power reading ({len(data)} bytes)")
+    if len(data) > STATE_OFFSET and not data[STATE_OFFSET] & STATE_MEASURING:
+        return None
     current, minimum, maximum, average = (int.from_bytes(data[i : i + 2], "little") for i in (1, 3, 5, 7))
     return {"w": float(current), "min_w": float(minimum), "max_w": float(maximum), "avg_w": float(average)}
 
@@ -65,7 +73,7 @@ def forget_session(session: Any) -> None:
                 del handlers[key]
 
 
-def read_power(session: Any) -> Fields:
+def read_power(session: Any) -> Fields | None:
     rsp = session.raw_command(netfn=DCMI_NETFN, command=GET_POWER_READING, data=(DCMI_GROUP, 0x01, 0x00, 0x00))
     if rsp.get("error") or rsp.get("code"):
         code = rsp.get("code")
@@ -113,7 +121,7 @@ class IpmiDcmiReader(Reader):
 
     def _poll_bmc(self, bmc: Bmc, ctx: ReaderContext) -> None:
         session: Any = None
-        failing = False
+        failing = inactive = False
         polls = 0
         while not ctx.stop.is_set() and (self.count is None or polls < self.count):
             try:
@@ -136,6 +144,16 @@ class IpmiDcmiReader(Reader):
                 if failing:
                     log.info("%s: BMC %s:%d answers again", bmc.device, bmc.host, bmc.port)
                     failing = False
-                ctx.emit(bmc.device, "power", fields, None)
+                if (fields is None) != inactive:
+                    inactive = fields is None
+                    if inactive:
+                        log.warning("%s: BMC %s:%d says its power measurement is not active: no readings until it "
+                                    "is", bmc.device, bmc.host, bmc.port)
+                    else:
+                        log.info("%s: BMC %s:%d measures power again", bmc.device, bmc.host, bmc.port)
+                if fields is None:
+                    self._count(ctx, "ipmi_inactive")
+                else:
+                    ctx.emit(bmc.device, "power", fields, None)
                 polls += 1
             ctx.stop.wait(self.interval_s)
