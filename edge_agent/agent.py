@@ -29,15 +29,17 @@ READER_RESTART_S = 5.0
 class Stamper:
     """Validates names and keeps `ts` strictly increasing per series, also across restarts (`last_ts`)."""
 
-    def __init__(self, site: str, last_ts: dict[str, int], machines: dict[str, str] | None = None) -> None:
+    def __init__(self, site: str, last_ts: dict[str, int], machines: dict[str, str] | None = None,
+                 configured: list[str] | None = None) -> None:
         self.site = site
         self.last_ts = last_ts
         self.machines = machines or {}
         self.lock = threading.Lock()
-        self._devices = {sid.split(".")[1] for sid in last_ts}
+        self._devices = {sid.split(".")[1] for sid in last_ts} | set(configured or ())
 
     def devices(self) -> list[str]:
-        """Every device this agent has stamped a point for (kept across restarts through `last_ts`)."""
+        """The devices the readers' config names, and every device this agent has stamped a point for (kept across
+        restarts through `last_ts`)."""
         with self.lock:
             return sorted(self._devices)
 
@@ -73,7 +75,8 @@ class Agent:
         self.publisher: Publisher | None = None
         if stdout is None:
             self.outbox = Outbox(cfg.outbox, cfg.outbox_max_mb)
-        self.stamper = Stamper(cfg.site, dict(self.outbox.last_ts) if self.outbox else {}, cfg.machines)
+        self.stamper = Stamper(cfg.site, dict(self.outbox.last_ts) if self.outbox else {}, cfg.machines,
+                               [d for r in cfg.readers for d in r.devices])
         if self.outbox is not None:
             self.publisher = Publisher(cfg.mqtt, cfg.site, cfg.name, self.outbox, VERSION, self.clock.now_ms,
                                        self.stamper.devices, cfg.wait_for_hub)

@@ -81,7 +81,8 @@ class Publisher:
         self.status_topic = status_topic(cfg.root, site, name)
         self._topics: dict[str, str] = {}  # series id -> data topic
         self.client = make_client(cfg, client_id=f"powerhub-agent-{site}-{name}")
-        self.client.will_set(self.status_topic, status_payload("offline", 0, version, devices()), qos=1, retain=True)
+        self._set_will()
+        self.client.on_pre_connect = lambda _c, _u: self._set_will()
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
@@ -132,8 +133,16 @@ class Publisher:
     def _status(self, state: str) -> bytes:
         return status_payload(state, self._now_ms(), self.version, self._devices())
 
+    def _set_will(self) -> None:
+        """The last will for the next connection: "offline", stamped now (so no older than that connection) and
+        with the devices known now. The broker keeps the will it got with CONNECT, so this runs before each one
+        (paho's on_pre_connect); a subscriber that reads only the retained status then still sees whose devices
+        went quiet, and roughly since when, where a will fixed at start said `ts` 0 and no devices."""
+        self.client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
+
     def announce(self) -> None:
         """Publish the online status again: a device appeared, and the hub should know whose it is."""
+        self._set_will()  # for the next connection: the broker holds this one's will as it was
         if self._connected.is_set():
             self.client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
 

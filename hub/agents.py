@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from telemetry.metrics import Metrics
 from telemetry.names import NameError_, check_name
 from telemetry.payload import parse_json
+from telemetry.timeunits import now_ms as time_now_ms
 
 MAX_RUNS = 1000  # runs of consecutive seqs kept per agent; older holes beyond it are counted as lost for good
 UNKNOWN_AGENT = "-"  # points of a device no agent's status has named yet
@@ -82,12 +83,14 @@ class AgentState:
     name: str
     online: bool | None = None  # None: no status seen
     status_ts: int | None = None
+    since: int | None = None  # when the current state (online or offline) began, as well as the hub can tell
     version: str | None = None
     devices: frozenset[str] = frozenset()
     seqs: SeqTracker = field(default_factory=SeqTracker)
 
     def snapshot(self, count_gaps: bool = True) -> dict[str, object]:
         return {"site": self.site, "agent": self.name, "online": self.online, "status_ts": self.status_ts,
+                "since": self.since,
                 "version": self.version, "devices": sorted(self.devices), "last_seq": self.seqs.last,
                 "gaps": self.seqs.missing if count_gaps else None, "duplicates": self.seqs.duplicates}
 
@@ -108,8 +111,11 @@ class AgentBook:
             state = self._agents[(site, name)] = AgentState(site, name)
         return state
 
-    def status(self, site: str, name: str, payload: bytes) -> None:
-        """A message on `{root}/status/{site}/{agent}`: raises ValueError when it is not a status."""
+    def status(self, site: str, name: str, payload: bytes, retained: bool = False, now_ms: int | None = None) -> None:
+        """A message on `{root}/status/{site}/{agent}`: raises ValueError when it is not a status.
+
+        `retained`: the broker's stored copy, sent as the hub subscribed, so its state began at its own `ts` at the
+        latest; a live one (a last will the broker publishes as the agent's connection dies) began as it came."""
         check_name("site", site)
         check_name("agent", name)
         try:
@@ -125,11 +131,15 @@ class AgentBook:
             named = frozenset(check_name("device", d) for d in devices)
         except NameError_ as exc:
             raise ValueError(str(exc)) from None
+        ts, version = doc.get("ts"), doc.get("version")
+        status_ts = ts if isinstance(ts, int) and not isinstance(ts, bool) and ts > 0 else None
         with self._lock:
             state = self._agent(site, name)
-            state.online = doc["state"] == "online"
-            ts, version = doc.get("ts"), doc.get("version")
-            state.status_ts = ts if isinstance(ts, int) and not isinstance(ts, bool) else None
+            online = doc["state"] == "online"
+            if online != state.online:
+                state.since = status_ts if retained else (now_ms if now_ms is not None else time_now_ms())
+            state.online = online
+            state.status_ts = status_ts
             state.version = version if isinstance(version, str) else None
             if named:  # the last will ("offline") may carry an older list: keep the newest non-empty one
                 state.devices = named

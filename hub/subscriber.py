@@ -149,7 +149,7 @@ class Subscriber:
         try:
             if len(parts) != 2:
                 raise ValueError(f"must be {self.status_prefix}site/agent")
-            self.agents.status(parts[0], parts[1], bytes(msg.payload))
+            self.agents.status(parts[0], parts[1], bytes(msg.payload), retained=bool(msg.retain))
         except ValueError as exc:
             log.warning("ignored status on %s: %s", msg.topic[:200], exc)
             self.metrics.inc("powerhub_status_ignored_total")

@@ -45,6 +45,13 @@ class Reader(ABC):
     def name(self) -> str:
         return getattr(self, "device", self.kind)
 
+    @property
+    def devices(self) -> list[str]:
+        """The devices this reader publishes, as far as its config says: the agent's status (and its last will)
+        names them from the start, before their first point."""
+        device = getattr(self, "device", None)
+        return [device] if isinstance(device, str) else []
+
 
 READERS: dict[str, type[Reader]] = {}
 

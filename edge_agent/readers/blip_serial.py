@@ -69,6 +69,10 @@ class BlipSerialReader(Reader):
     meters: dict[str, str] = field(default_factory=dict)
     reopen_s: float = 1.0
 
+    @property
+    def devices(self) -> list[str]:
+        return [self.device, *self.meters.values()]  # an unmapped meter id is announced when it first blinks
+
     @classmethod
     def from_config(cls, sec: Section) -> BlipSerialReader:
         meters = sec.str_map("meters")

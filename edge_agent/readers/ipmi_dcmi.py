@@ -92,7 +92,11 @@ class IpmiDcmiReader(Reader):
 
     @property
     def name(self) -> str:
-        return f"ipmi_dcmi({', '.join(b.device for b in self.hosts)})"
+        return f"ipmi_dcmi({', '.join(self.devices)})"
+
+    @property
+    def devices(self) -> list[str]:
+        return [b.device for b in self.hosts]
 
     @classmethod
     def from_config(cls, sec: Section) -> IpmiDcmiReader:
