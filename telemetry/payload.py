@@ -21,6 +21,7 @@ MAX_POINTS_PER_PAYLOAD = 50_000
 # The upper bound also keeps every time inside InfluxDB's int64 nanoseconds.
 MIN_TS_MS = 1_000_000_000_000
 MAX_TS_MS = 9_000_000_000_000
+END_TS_MS = MAX_TS_MS + 1  # the exclusive end of "every time": ranges that have no upper bound
 MAX_INT = 2**63 - 1  # `seq` and `ms` are stored as int64 (InfluxDB, SQLite): past it a store refuses the batch
 MAX_FLOAT_INT = int(sys.float_info.max)  # other numbers are stored as floats: a larger int raises OverflowError
 

@@ -9,10 +9,12 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
 
-from hub.formulas.rollup import PERIODS, rollup_key
-from hub.stores import Bucket, StoreUnavailable
+from hub.formulas.base import PENDING_FIELD, TRUSTED_AFTER_MS
+from hub.formulas.rollup import PERIODS, pending_key, rollup_key
+from hub.stores import Bucket, StoreUnavailable, merge_buckets
 from telemetry import Point, SeriesKey
 from telemetry.names import NameError_
+from telemetry.payload import END_TS_MS
 from telemetry.timeunits import DAY_MS, HOUR_MS, MINUTE_MS, now_ms
 from web import state
 from web.errors import abort_json
@@ -117,24 +119,37 @@ def _auto_step(span_ms: int, n: int) -> int:
 
 
 def _from_rollups(key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin_ms: int) -> list[Bucket] | None:
-    """Buckets from the hub's minute or hour rollups where they answer exactly: the step and the range's start are
-    whole periods, the range ends on one (or now), and the rollups reach back to the range's first point."""
+    """Buckets from the hub's minute or hour rollups where they are whole and settled, and from the raw points
+    after that: rollups answer for whole periods, aligned with the buckets, that ended TRUSTED_AFTER_MS ago and
+    that the hub has not marked pending (hub.formulas.base), so an answer never counts fewer points than were
+    stored before it was asked, however far the rollups lag (a backlog, a late point, the live minute). None: the
+    raw points answer everything."""
     store = state().store
+    try:
+        mark = pending_key(key)
+    except NameError_:
+        return None
+    settled_ms = min(to_ms, now_ms() - TRUSTED_AFTER_MS)
+    newest = store.points(mark, 0, END_TS_MS, 1, newest=True)
+    pending_from = newest[0].fields.get(PENDING_FIELD) if newest else None
+    if isinstance(pending_from, float | int) and pending_from >= 0:
+        settled_ms = min(settled_ms, int(pending_from))
     for period, period_ms in reversed(PERIODS):  # the coarsest first
-        aligned = step_ms % period_ms == 0 and (from_ms - origin_ms) % period_ms == 0
-        if not aligned or ((to_ms - origin_ms) % period_ms and to_ms < now_ms()):
+        if step_ms % period_ms or (from_ms - origin_ms) % period_ms:
             continue
-        try:
-            rolled = rollup_key(key, period)
-        except NameError_:
+        split_ms = settled_ms // period_ms * period_ms  # rows before it are whole and settled
+        if split_ms <= from_ms:
             return None
+        rolled = rollup_key(key, period)
         # The rollups answer if they begin where the range's points do: their first row is found in a series
         # thousands of times smaller, and the raw points are only looked at before it (usually no span at all).
-        first_row = store.points(rolled, from_ms, to_ms, 1)
-        begins = first_row[0].ts_ms if first_row else to_ms
+        first_row = store.points(rolled, from_ms, split_ms, 1)
+        begins = first_row[0].ts_ms if first_row else split_ms
         if begins > from_ms and store.points(key, from_ms, begins, 1):
             continue
-        return store.rollup_buckets(rolled, from_ms, to_ms, step_ms, origin_ms) if first_row else []
+        rows = store.rollup_buckets(rolled, from_ms, split_ms, step_ms, origin_ms) if first_row else []
+        raw = store.buckets(key, split_ms, to_ms, step_ms, origin_ms) if split_ms < to_ms else []
+        return merge_buckets(rows, raw)
     return None
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from telemetry import Point, SeriesKey
-from telemetry.payload import MAX_TS_MS
+from telemetry.payload import END_TS_MS
 from telemetry.timeunits import DAY_MS, HOUR_MS, MINUTE_MS, now_ms
 from web import state
 from web.errors import abort_json
@@ -21,7 +21,6 @@ from web.params import series_key, whole_number
 
 bp = Blueprint("blip", __name__)
 
-END_MS = MAX_TS_MS + 1  # "no upper bound" for the routes that have none
 LIMIT_LAST = 20_000
 LIMIT_SINCE = 2_000
 LIMIT_RANGE = 100_000
@@ -103,7 +102,7 @@ def last(x: str | None = None) -> Response:
     if x is not None and x.isascii() and x.isdigit():
         return last_n(_key(None), whole_number("n", x))
     key = _key(x)
-    newest = _pairs(state().store.points(key, 0, END_MS, 1, newest=True))
+    newest = _pairs(state().store.points(key, 0, END_TS_MS, 1, newest=True))
     if not newest:
         abort_json(404, f"series {key.id!r} has no blink yet")
     return _json(newest[0])
@@ -111,12 +110,12 @@ def last(x: str | None = None) -> Response:
 
 @route("last/<n>", id_form_only=True)  # `/last/{n}` is served by `last` above
 def last_n(key: SeriesKey, n: int) -> Response:
-    return _json(_pairs(state().store.points(key, now_ms() - n + 1, END_MS, LIMIT_LAST)))
+    return _json(_pairs(state().store.points(key, now_ms() - n + 1, END_TS_MS, LIMIT_LAST)))
 
 
 @route("since/<t>")
 def since(key: SeriesKey, t: int) -> Response:
-    return _json(_pairs(state().store.points(key, t + 1, END_MS, LIMIT_SINCE)))
+    return _json(_pairs(state().store.points(key, t + 1, END_TS_MS, LIMIT_SINCE)))
 
 
 @route("range/<a>/<b>")

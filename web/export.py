@@ -17,7 +17,7 @@ from flask import Blueprint, Response, request
 from hub.stores import Store
 from telemetry import Point, SeriesKey
 from telemetry.exportformats import CSV, FORMATS, POWERGRAPH, POWERGRAPH_DAILY
-from telemetry.payload import MAX_TS_MS
+from telemetry.payload import END_TS_MS
 from telemetry.timeunits import local_day
 from web import state
 from web.errors import abort_json
@@ -92,7 +92,7 @@ def export_csv() -> Response:
     if tail is not None:
         if not 1 <= tail <= MAX_TAIL:
             abort_json(400, f"tail must be between 1 and {MAX_TAIL}")
-        points: Iterator[Point] = iter(st.store.points(key, 0, MAX_TS_MS + 1, tail, newest=True))
+        points: Iterator[Point] = iter(st.store.points(key, 0, END_TS_MS, tail, newest=True))
     else:
         if day is not None:
             try:

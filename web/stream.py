@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, request
 
 from telemetry import Point
-from telemetry.payload import MAX_TS_MS
+from telemetry.payload import END_TS_MS
 from web import state
 from web.errors import abort_json
 from web.params import series_key
@@ -57,7 +57,7 @@ def stream() -> Response:
             yield "retry: 3000\n: connected\n\n"
             if after_ts is not None:
                 for key in keys if keys is not None else [i.key for i in st.store.series()]:
-                    for p in st.store.points(key, after_ts + 1, MAX_TS_MS + 1, REPLAY_LIMIT):
+                    for p in st.store.points(key, after_ts + 1, END_TS_MS, REPLAY_LIMIT):
                         sent[p.key.id] = p.ts_ms
                         yield sse_event(p)
             while not listener.dropped:

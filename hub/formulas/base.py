@@ -15,8 +15,18 @@ from hub.stores import Store
 from telemetry import Point, SeriesKey
 from telemetry.config import Section
 from telemetry.inventory import Machine
+from telemetry.timeunits import MINUTE_MS
 
 DERIVED_FIELD = "formula"  # every derived point says which formula wrote it
+
+# Formulas whose rows stand in for raw points (the rollups answer /history) must never answer with less than was
+# stored: their rows lag the points by the stream's rate limit. So a reader trusts a row only for windows that
+# ended TRUSTED_AFTER_MS ago, and the runner marks, per input series, where windows older than PENDING_AFTER_MS
+# wait to be computed (a backlog, a late point, a runner that fell behind): the reader takes raw points from there.
+PENDING_AFTER_MS = 2 * MINUTE_MS
+TRUSTED_AFTER_MS = 5 * MINUTE_MS  # well after PENDING_AFTER_MS: a window is marked before a reader trusts it
+PENDING_FIELD = "pending_from"  # the marker's field: the earliest window start waiting, or NOTHING_PENDING
+NOTHING_PENDING = -1.0
 
 
 class Formula(ABC):
@@ -24,6 +34,7 @@ class Formula(ABC):
     window_ms: ClassVar[int]  # the unit of recomputation
     reach_ms: int = 0  # a point at ts also changes windows up to this far before it (step-before intervals)
     min_interval_s: ClassVar[float] = 0.0  # stream mode recomputes one window at most this often
+    marks_pending: ClassVar[bool] = False  # readers take its rows in place of raw points: see PENDING_AFTER_MS
 
     @abstractmethod
     def is_input(self, key: SeriesKey) -> bool:
@@ -36,6 +47,11 @@ class Formula(ABC):
     def compute_range(self, store: Store, from_ms: int, to_ms: int, inputs: set[SeriesKey]) -> list[Point] | None:
         """Post-mortem in fewer queries, for formulas whose windows do not read each other's results; None: the
         runner computes and writes one window after the other (energy's days read its stored hours)."""
+        return None
+
+    def pending_key(self, key: SeriesKey) -> SeriesKey | None:
+        """With `marks_pending`: the series where the runner marks which windows of this input wait to be
+        computed; None where this input has no such series (nor rows a reader would trust)."""
         return None
 
     def windows(self, stamps_ms: Sequence[int]) -> set[int]:

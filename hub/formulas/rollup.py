@@ -12,13 +12,18 @@ from telemetry import Point, SeriesKey
 from telemetry.config import Section
 from telemetry.inventory import Machine
 from telemetry.names import NameError_
+from telemetry.timeunits import HOUR_MS, MINUTE_MS
 
-MINUTE_MS, HOUR_MS = 60_000, 3_600_000
 PERIODS = (("1m", MINUTE_MS), ("1h", HOUR_MS))
 
 
 def rollup_key(key: SeriesKey, period: str) -> SeriesKey:
     return SeriesKey(key.site, key.device, f"rollup-{period}-{key.channel}")
+
+
+def pending_key(key: SeriesKey) -> SeriesKey:
+    """Where the runner marks the series' minutes waiting to be rolled up (hub.formulas.base, PENDING_FIELD)."""
+    return SeriesKey(key.site, key.device, f"rollup-due-{key.channel}")
 
 
 def _row(key: SeriesKey, b: Bucket, name: str) -> Point:
@@ -29,22 +34,11 @@ def _row(key: SeriesKey, b: Bucket, name: str) -> Point:
     return derived(key, b.start_ms, name, **fields)
 
 
-def _hour(start_ms: int, minutes: list[Bucket]) -> Bucket:
-    """The hour's bucket from its minutes' (counts and sums added, the mean weighted by count)."""
-    count = sum(b.count for b in minutes)
-    timed = [b for b in minutes if b.sum_ms is not None]
-    energy = [b.blink_wh for b in minutes if b.blink_wh is not None]
-    return Bucket(start_ms, count, sum(b.mean * b.count for b in minutes) / count, min(b.min for b in minutes),
-                  max(b.max for b in minutes), sum(b.sum_ms or 0 for b in timed) if timed else None,
-                  min(b.min_ms or 0 for b in timed) if timed else None,
-                  max(b.max_ms or 0 for b in timed) if timed else None, sum(energy) if energy else None)
-
-
 def _hours(minutes: list[Bucket]) -> list[Bucket]:
     by_hour: dict[int, list[Bucket]] = {}
     for b in minutes:
         by_hour.setdefault(b.start_ms // HOUR_MS * HOUR_MS, []).append(b)
-    return [_hour(start, parts) for start, parts in sorted(by_hour.items())]
+    return [Bucket.combined(start, parts) for start, parts in sorted(by_hour.items())]
 
 
 class Rollup(Formula):
@@ -55,9 +49,16 @@ class Rollup(Formula):
     name = "rollup"
     window_ms = MINUTE_MS
     min_interval_s = 30.0  # the current minute's rows are rewritten at most this often while points arrive
+    marks_pending = True  # /history answers from these rows
 
     def is_input(self, key: SeriesKey) -> bool:
         return key.measurement in ("power", "load") and not is_derived(key)
+
+    def pending_key(self, key: SeriesKey) -> SeriesKey | None:
+        try:
+            return pending_key(key)
+        except NameError_:
+            return None  # a channel name too long to prefix has no rollups either
 
     def compute(self, store: Store, start_ms: int, inputs: set[SeriesKey]) -> list[Point]:
         return self.compute_range(store, start_ms, start_ms + MINUTE_MS, inputs)

@@ -6,17 +6,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 
-from hub.formulas.base import Formula
+from hub.formulas.base import NOTHING_PENDING, PENDING_AFTER_MS, PENDING_FIELD, Formula, derived
 from hub.stores import Store, StoreUnavailable
 from telemetry import Point, SeriesKey
 from telemetry.metrics import Metrics
+from telemetry.timeunits import now_ms
 
 log = logging.getLogger(__name__)
 
 
 RUN_MAX_MS = 86_400_000  # a run of windows computed in one go spans a day at most: memory stays flat
+MARKS_EVERY_S = 5.0  # how often a long flush looks again for windows that aged past PENDING_AFTER_MS meanwhile
+
+Window = tuple[int, int]  # (formula index, window start)
+Expected = list[tuple[int, SeriesKey, int]]  # (formula index, input, window start) of points about to be stored
 
 
 def _runs(due: dict[tuple[int, int], set[SeriesKey]],
@@ -39,9 +45,17 @@ class FormulaRunner:
     def __init__(self, store: Store, formulas: list[Formula], metrics: Metrics | None = None,
                  every_s: float = 2.0) -> None:
         self.store, self.formulas, self.metrics, self.every_s = store, formulas, metrics, every_s
-        self._dirty: dict[tuple[int, int], set[SeriesKey]] = {}  # (formula index, window start) -> inputs
-        self._ran: dict[tuple[int, int], float] = {}  # when each window was last computed (monotonic)
+        self._dirty: dict[Window, set[SeriesKey]] = {}  # (formula index, window start) -> inputs
+        self._ran: dict[Window, float] = {}  # when each window was last computed (monotonic)
         self._lock = threading.Lock()
+        # Pending marks (hub.formulas.base): what this runner last wrote per (formula, input), the windows of
+        # points about to be stored, and the marker series' last ts (a marker's ts only ever increases).
+        self._marked: dict[tuple[int, SeriesKey], int] = {}
+        self._incoming: Counter[tuple[int, SeriesKey, int]] = Counter()
+        self._mark_ts: dict[SeriesKey, int] = {}
+        self._mark_lock = threading.Lock()  # one marking at a time: an older view must never be written last
+        self._marking = [i for i, f in enumerate(formulas) if f.marks_pending]
+        self._computing: dict[Window, set[SeriesKey]] = {}  # taken from _dirty by a flush, rows not yet written
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="formulas", daemon=True)
         self.on_written: Callable[[list[Point]], None] | None = None  # e.g. Home Assistant's sensors
@@ -61,9 +75,92 @@ class FormulaRunner:
                         for start in f.windows(ts_list):
                             self._dirty.setdefault((i, start), set()).add(key)
 
+    def expect(self, points: Iterable[Point]) -> Expected:
+        """Before storing points: their windows that are already old enough to be trusted soon, so the next
+        `mark_pending` marks them before the points land; `release` the result after the write (or its failure)."""
+        if not self._marking:
+            return []
+        old_before = now_ms() - PENDING_AFTER_MS
+        oldest: dict[SeriesKey, int] = {}
+        for p in points:
+            if p.ts_ms < old_before and p.ts_ms < oldest.get(p.key, old_before):
+                oldest[p.key] = p.ts_ms
+        expected: Expected = []
+        for key, ts in oldest.items():
+            for i in self._marking:
+                f = self.formulas[i]
+                if f.is_input(key):
+                    expected.append((i, key, min(f.windows([ts]))))
+        if expected:
+            with self._lock:
+                self._incoming.update(expected)
+        return expected
+
+    def release(self, expected: Expected) -> None:
+        if expected:
+            with self._lock:
+                self._incoming.subtract(expected)
+                self._incoming += Counter()  # drops the zeros
+
+    def mark_expected(self, expected: Expected) -> None:
+        """Mark the windows `expect` found (where the marks do not reach back to them yet): the writer's part,
+        before it stores the points, in time proportional to the batch. Raises StoreUnavailable."""
+        with self._mark_lock:
+            earliest: dict[tuple[int, SeriesKey], int] = {}
+            for i, key, start in expected:
+                if start < earliest.get((i, key), start + 1):
+                    earliest[(i, key)] = start
+            with self._lock:
+                earlier = {w: start for w, start in earliest.items() if start < self._marked.get(w, start + 1)}
+            marks = [m for (i, key), start in earlier.items() if (m := self._marker(i, key, float(start)))]
+            if marks:
+                self.store.write(marks)
+                with self._lock:
+                    self._marked.update(earlier)
+
+    def mark_pending(self) -> None:
+        """Write a marker wherever a window older than PENDING_AFTER_MS waits (dirty, or its points about to be
+        stored) and the marker does not say so yet; where nothing waits any more, or later than marked, say that.
+        Raises StoreUnavailable: the caller retries, and stores nothing the markers have not announced."""
+        with self._mark_lock:
+            self._mark_pending()
+
+    def _mark_pending(self) -> None:
+        now = now_ms()
+        with self._lock:
+            waiting: dict[tuple[int, SeriesKey], int] = {}
+            for (i, start), keys in [*self._dirty.items(), *self._computing.items()]:
+                if i in self._marking and start + self.formulas[i].window_ms < now - PENDING_AFTER_MS:
+                    for key in keys:
+                        if start < waiting.get((i, key), start + 1):
+                            waiting[(i, key)] = start
+            for i, key, start in self._incoming:
+                if start < waiting.get((i, key), start + 1):
+                    waiting[(i, key)] = start
+            changed = {w: start for w, start in waiting.items() if self._marked.get(w) != start}
+            cleared = [w for w in self._marked if w not in waiting]
+        wanted = [(w, float(start)) for w, start in changed.items()] + [(w, NOTHING_PENDING) for w in cleared]
+        marks = [m for (i, key), pending_from in wanted if (m := self._marker(i, key, pending_from))]
+        if not marks:
+            return
+        self.store.write(marks)
+        with self._lock:
+            self._marked.update(changed)
+            for w in cleared:
+                self._marked.pop(w, None)
+
+    def _marker(self, i: int, key: SeriesKey, pending_from: float) -> Point | None:
+        mark = self.formulas[i].pending_key(key)
+        if mark is None:
+            return None
+        ts = max(now_ms(), self._mark_ts.get(mark, 0) + 1)
+        self._mark_ts[mark] = ts
+        return derived(mark, ts, self.formulas[i].name, **{PENDING_FIELD: pending_from})
+
     def flush(self, all_due: bool = False) -> int:
         """Recompute every dirty window (not yet those computed less than their formula's `min_interval_s` ago,
         unless `all_due`); the number of derived points written."""
+        self._mark_or_log()  # windows that aged while they waited are marked before anyone trusts them
         now = time.monotonic()
         with self._lock:
             due = {w: keys for w, keys in self._dirty.items()
@@ -79,16 +176,37 @@ class FormulaRunner:
             if len(self._ran) > 10_000:  # only recent runs matter for the rate limit
                 self._ran = {w: t for w, t in self._ran.items() if now - t < 3600}
         written = 0
-        for i, starts, keys in runs:
-            f = self.formulas[i]
-            try:
-                written += self._compute_run(f, starts, keys)
-            except StoreUnavailable as exc:
-                log.warning("formula %s: store unavailable (%s); will retry", f.name, exc)
+        marked_at = time.monotonic()
+        # The windows being computed stay marked until their rows are written: `_computing` holds them meanwhile.
+        with self._lock:
+            self._computing = due
+        try:
+            for i, starts, keys in runs:
+                f = self.formulas[i]
+                try:
+                    written += self._compute_run(f, starts, keys)
+                except StoreUnavailable as exc:
+                    log.warning("formula %s: store unavailable (%s); will retry", f.name, exc)
+                    with self._lock:
+                        for start in starts:
+                            self._dirty.setdefault((i, start), set()).update(keys)
                 with self._lock:
                     for start in starts:
-                        self._dirty.setdefault((i, start), set()).update(keys)
+                        self._computing.pop((i, start), None)
+                if time.monotonic() - marked_at > MARKS_EVERY_S:
+                    self._mark_or_log()
+                    marked_at = time.monotonic()
+        finally:
+            with self._lock:
+                self._computing = {}
+        self._mark_or_log()  # what was computed is no longer pending
         return written
+
+    def _mark_or_log(self) -> None:
+        try:
+            self.mark_pending()
+        except StoreUnavailable as exc:
+            log.warning("formulas: store unavailable for the pending marks (%s); will retry", exc)
 
     def _compute_run(self, f: Formula, starts: list[int], keys: set[SeriesKey]) -> int:
         """Neighbouring windows in one go where the formula can (a backlog of days is a query per series, not one

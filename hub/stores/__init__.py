@@ -8,9 +8,11 @@ from hub.stores.base import (
     Store,
     StoreRejected,
     StoreUnavailable,
+    merge_buckets,
     open_store,
 )
 
 __all__ = [
-    "STORES", "Bucket", "SeriesInfo", "Store", "StoreRejected", "StoreUnavailable", "influx", "open_store", "sqlite",
+    "STORES", "Bucket", "SeriesInfo", "Store", "StoreRejected", "StoreUnavailable", "influx", "merge_buckets",
+    "open_store", "sqlite",
 ]

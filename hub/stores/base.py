@@ -36,6 +36,27 @@ class Bucket:
     max_ms: int | None = None
     blink_wh: float | None = None  # sum(w * ms) / 3.6e6: the energy of the blinks, exact for blink meters
 
+    @classmethod
+    def combined(cls, start_ms: int, parts: Sequence[Bucket]) -> Bucket:
+        """One bucket from several of the same series (an hour's minutes; a bucket's rolled-up and raw parts):
+        counts and sums added, the mean weighted by count."""
+        count = sum(b.count for b in parts)
+        timed = [b for b in parts if b.sum_ms is not None]
+        energy = [b.blink_wh for b in parts if b.blink_wh is not None]
+        return cls(start_ms, count, sum(b.mean * b.count for b in parts) / count, min(b.min for b in parts),
+                   max(b.max for b in parts), sum(b.sum_ms or 0 for b in timed) if timed else None,
+                   min(b.min_ms or 0 for b in timed) if timed else None,
+                   max(b.max_ms or 0 for b in timed) if timed else None, sum(energy) if energy else None)
+
+
+def merge_buckets(*lists: Sequence[Bucket]) -> list[Bucket]:
+    """Buckets of the same series, step and origin from several sources, those with one start combined."""
+    by_start: dict[int, list[Bucket]] = {}
+    for buckets in lists:
+        for b in buckets:
+            by_start.setdefault(b.start_ms, []).append(b)
+    return [parts[0] if len(parts) == 1 else Bucket.combined(start, parts) for start, parts in sorted(by_start.items())]
+
 
 @dataclass(frozen=True, slots=True)
 class SeriesInfo:
