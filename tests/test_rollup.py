@@ -239,3 +239,41 @@ def test_live_minutes_come_from_the_raw_points_until_they_settle(store: Store, s
     raw = store.buckets(key, start, to, 60_000)
     assert [(b["ts"], b["count"]) for b in body] == [(b.start_ms, b.count) for b in raw]
     assert body[-1]["max_w"] == 70.0
+
+
+def newest_mark(store: Store, key: SeriesKey) -> float | None:
+    mark = store.points(pending_key(key), 0, now_ms() + DAY_MS, 1, newest=True)
+    return float(mark[0].fields[PENDING_FIELD]) if mark else None
+
+
+def test_old_points_are_marked_before_they_are_stored_and_cleared_once_rolled_up(store: Store) -> None:
+    runner = FormulaRunner(store, [Rollup()])
+    key = SeriesKey("lab", "late", "power")
+    old = (now_ms() - DAY_MS) // HOUR * HOUR
+    live = [Point(key, now_ms() - 1000, 1, {"w": 1.0})]
+    assert runner.expect(live) == []  # live points cost no mark: nobody trusts their minute yet
+    late = [Point(key, old + 61_000 + i, 2 + i, {"w": 5.0}) for i in range(3)]
+    expected = runner.expect(late)
+    runner.mark_expected(expected)
+    assert newest_mark(store, key) == old + 60_000  # said before the points land
+    store.write(late)
+    runner.note(late)
+    runner.release(expected)
+    runner.flush()
+    assert newest_mark(store, key) == NOTHING_PENDING
+    hour = store.rollup_buckets(rollup_key(key, "1h"), old, old + HOUR, HOUR)
+    assert [b.count for b in hour] == [3]
+
+
+def test_a_replay_clears_the_mark_a_killed_hub_left(store: Store) -> None:
+    key = SeriesKey("lab", "orphan", "power")
+    old = (now_ms() - DAY_MS) // HOUR * HOUR
+    pts = [Point(key, old + i * 1000, i + 1, {"w": 5.0}) for i in range(120)]
+    hub = FormulaRunner(store, [Rollup()])
+    hub.mark_expected(hub.expect(pts))
+    store.write(pts)  # and the hub dies before its formulas run
+    assert newest_mark(store, key) == old
+    FormulaRunner(store, [Rollup()]).replay("rollup", old, old + 10 * 60_000)
+    assert newest_mark(store, key) == old + 10 * 60_000  # covered up to where the replay ended
+    FormulaRunner(store, [Rollup()]).replay("rollup", old, now_ms())
+    assert newest_mark(store, key) == NOTHING_PENDING

@@ -13,12 +13,15 @@ from hub.formulas.base import NOTHING_PENDING, PENDING_AFTER_MS, PENDING_FIELD, 
 from hub.stores import Store, StoreUnavailable
 from telemetry import Point, SeriesKey
 from telemetry.metrics import Metrics
+from telemetry.payload import END_TS_MS
 from telemetry.timeunits import now_ms
 
 log = logging.getLogger(__name__)
 
 
 RUN_MAX_MS = 86_400_000  # a run of windows computed in one go spans a day at most: memory stays flat
+# A mark still pending is written again this often: another hub on the same shared subscription may have cleared it.
+MARK_REFRESH_MS = 10_000
 MARKS_EVERY_S = 5.0  # how often a long flush looks again for windows that aged past PENDING_AFTER_MS meanwhile
 
 Window = tuple[int, int]  # (formula index, window start)
@@ -53,6 +56,7 @@ class FormulaRunner:
         self._marked: dict[tuple[int, SeriesKey], int] = {}
         self._incoming: Counter[tuple[int, SeriesKey, int]] = Counter()
         self._mark_ts: dict[SeriesKey, int] = {}
+        self._marked_at: dict[tuple[int, SeriesKey], int] = {}  # when a mark was last written (Unix ms)
         self._mark_lock = threading.Lock()  # one marking at a time: an older view must never be written last
         self._marking = [i for i, f in enumerate(formulas) if f.marks_pending]
         self._computing: dict[Window, set[SeriesKey]] = {}  # taken from _dirty by a flush, rows not yet written
@@ -117,6 +121,7 @@ class FormulaRunner:
                 self.store.write(marks)
                 with self._lock:
                     self._marked.update(earlier)
+                    self._marked_at.update(dict.fromkeys(earlier, now_ms()))
 
     def mark_pending(self) -> None:
         """Write a marker wherever a window older than PENDING_AFTER_MS waits (dirty, or its points about to be
@@ -137,7 +142,9 @@ class FormulaRunner:
             for i, key, start in self._incoming:
                 if start < waiting.get((i, key), start + 1):
                     waiting[(i, key)] = start
-            changed = {w: start for w, start in waiting.items() if self._marked.get(w) != start}
+            stale = now - MARK_REFRESH_MS
+            changed = {w: start for w, start in waiting.items()
+                       if self._marked.get(w) != start or self._marked_at.get(w, 0) < stale}
             cleared = [w for w in self._marked if w not in waiting]
         wanted = [(w, float(start)) for w, start in changed.items()] + [(w, NOTHING_PENDING) for w in cleared]
         marks = [m for (i, key), pending_from in wanted if (m := self._marker(i, key, pending_from))]
@@ -146,7 +153,9 @@ class FormulaRunner:
         self.store.write(marks)
         with self._lock:
             self._marked.update(changed)
+            self._marked_at.update(dict.fromkeys(changed, now))
             for w in cleared:
+                self._marked_at.pop(w, None)
                 self._marked.pop(w, None)
 
     def _marker(self, i: int, key: SeriesKey, pending_from: float) -> Point | None:
@@ -232,7 +241,23 @@ class FormulaRunner:
                 continue
             for start in range(chunk, end, f.window_ms):
                 written += self._write(f, f.compute(self.store, start, inputs))
+        if f.marks_pending:
+            self._settle_marks(self.formulas.index(f), inputs, from_ms, to_ms)
         return written
+
+    def _settle_marks(self, i: int, inputs: set[SeriesKey], from_ms: int, to_ms: int) -> None:
+        """After a replay: marks it covered from their start (left, say, by a hub killed while it was behind) are
+        cleared, or moved to where the replay ended if that is before the windows anyone would trust."""
+        f = self.formulas[i]
+        marks = []
+        for key in sorted(inputs):
+            mark = f.pending_key(key)
+            newest = self.store.points(mark, 0, END_TS_MS, 1, newest=True) if mark else []
+            pending_from = newest[0].fields.get(PENDING_FIELD) if newest else None
+            if isinstance(pending_from, float | int) and from_ms <= pending_from < to_ms:
+                left = NOTHING_PENDING if to_ms >= now_ms() - PENDING_AFTER_MS else float(to_ms)
+                marks.append(self._marker(i, key, left))
+        self.store.write([m for m in marks if m is not None])
 
     def _write(self, f: Formula, points: list[Point]) -> int:
         if points:
