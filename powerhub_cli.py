@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
-from telemetry.config import ConfigError, load_toml, redact
+from telemetry.config import check_sections, load_toml, redact
+from telemetry.errors import EXIT_STATUSES, PowerhubError, UsageError
 from telemetry.exportformats import FORMATS
 
 log = logging.getLogger("powerhub")
+VERSION = importlib.metadata.version("powerhub")
+
+
+class Flagged(PowerhubError):
+    """`inventory --check` found something: its report says what."""
 
 
 def _stop_on_signals() -> threading.Event:
@@ -53,11 +62,13 @@ def cmd_web(doc: dict[str, Any], _args: argparse.Namespace) -> None:
 
 
 def _series_and_range(doc: dict[str, Any], args: argparse.Namespace) -> tuple[Any, Any, int, int]:
-    """The store, the series and the half-open range that `export` and `plot` take from their arguments."""
+    """The store (never created: these commands only read), the series (it must exist) and the half-open range
+    that `export` and `plot` take from their arguments."""
     from hub.config import StoreConfig
     from hub.stores import open_store
     from telemetry.config import Section
     from telemetry.names import NameError_, parse_series_id
+    from telemetry.payload import END_TS_MS
     from telemetry.timeunits import DAY_MS, local_day, now_ms, time_zone
 
     store_cfg = StoreConfig.parse(Section(doc.get("store"), "store"))
@@ -70,8 +81,17 @@ def _series_and_range(doc: dict[str, Any], args: argparse.Namespace) -> tuple[An
             to_ms = args.to if args.to is not None else now_ms()
             from_ms = args.from_ms if args.from_ms is not None else to_ms - DAY_MS
     except (NameError_, ValueError) as exc:
-        raise SystemExit(f"powerhub {args.command}: {exc}") from None
-    return open_store(store_cfg.url, store_cfg.token), key, from_ms, to_ms
+        raise UsageError(str(exc)) from None
+    if from_ms >= to_ms:
+        raise UsageError(f"--from ({from_ms}) must be before --to ({to_ms})")
+    store = open_store(store_cfg.url, store_cfg.token, create=False)
+    try:
+        if not store.points(key, 0, END_TS_MS, 1):
+            raise UsageError(f"unknown series {key.id!r}: the store has no point of it")
+    except BaseException:
+        store.close()
+        raise
+    return store, key, from_ms, to_ms
 
 
 def cmd_export(doc: dict[str, Any], args: argparse.Namespace) -> None:
@@ -100,32 +120,33 @@ def cmd_plot(doc: dict[str, Any], args: argparse.Namespace) -> None:
     try:
         from web import plot
     except ImportError:
-        raise SystemExit("powerhub plot needs matplotlib: pip install 'powerhub[plot]'") from None
-    from telemetry.names import NameError_, parse_series_id
+        raise PowerhubError("needs matplotlib: pip install 'powerhub[plot]'") from None
+    from telemetry.names import parse_series_id
 
     store, key, from_ms, to_ms = _series_and_range(doc, args)
     try:
         load = parse_series_id(args.load) if args.load else None
         plot.render(store, key, from_ms, to_ms, args.output, load)
-    except NameError_ as exc:
-        raise SystemExit(f"powerhub plot: {exc}") from None
     finally:
         store.close()
     log.info("plotted %s to %s", key.id, args.output)
 
 
 def cmd_formula(doc: dict[str, Any], args: argparse.Namespace) -> None:
-    import time
-
     from hub.config import HubConfig
-    from hub.formulas import FormulaRunner
+    from hub.formulas import FORMULAS, FormulaRunner
     from hub.stores import open_store
+    from telemetry.timeunits import DAY_MS, now_ms
 
     cfg = HubConfig.parse(doc)
-    if args.name not in {f.name for f in cfg.formulas}:
-        raise SystemExit(f"powerhub formula: {args.name!r} is not in [formulas] enabled")
-    to_ms = args.to if args.to is not None else time.time_ns() // 1_000_000
-    from_ms = args.from_ms if args.from_ms is not None else to_ms - 86_400_000
+    enabled = sorted(f.name for f in cfg.formulas)
+    if args.name not in enabled:
+        raise UsageError(f"{args.name!r} is not in [formulas] enabled (enabled: {', '.join(enabled) or 'none'}; "
+                         f"known: {', '.join(sorted(FORMULAS))})")
+    to_ms = args.to if args.to is not None else now_ms()
+    from_ms = args.from_ms if args.from_ms is not None else to_ms - DAY_MS
+    if from_ms >= to_ms:
+        raise UsageError(f"--from ({from_ms}) must be before --to ({to_ms})")
     store = open_store(cfg.store.url, cfg.store.token)
     try:
         written = FormulaRunner(store, cfg.formulas).replay(args.name, from_ms, to_ms)
@@ -137,22 +158,20 @@ def cmd_formula(doc: dict[str, Any], args: argparse.Namespace) -> None:
 def cmd_inventory(doc: dict[str, Any], args: argparse.Namespace) -> None:
     from hub import inventory
     from hub.config import StoreConfig
-    from hub.stores import StoreUnavailable, open_store
+    from hub.stores import open_store
     from telemetry.config import Section
     from telemetry.inventory import parse_machines
 
     machines = parse_machines(Section(doc, ""))
     store_cfg = StoreConfig.parse(Section(doc.get("store"), "store"))
-    store = open_store(store_cfg.url, store_cfg.token)
+    store = open_store(store_cfg.url, store_cfg.token, create=False)
     try:
         report = inventory.build(store.series(), machines, args.min_w)
-    except StoreUnavailable as exc:
-        raise SystemExit(f"powerhub inventory: store unavailable: {exc}") from None
     finally:
         store.close()
     sys.stdout.write(inventory.render(report))
     if args.check and (report.unmapped or report.sourceless):
-        raise SystemExit(1)
+        raise Flagged("something is flagged (above)")
 
 
 def cmd_mqtt_acl(doc: dict[str, Any], args: argparse.Namespace) -> None:
@@ -195,8 +214,12 @@ COMMANDS: dict[str, tuple[Callable[[dict[str, Any], argparse.Namespace], None], 
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="powerhub", description="Edge-to-hub power telemetry.")
+    statuses = "; ".join(f"{code}: {what}" for code, what in EXIT_STATUSES.items())
+    p = argparse.ArgumentParser(prog="powerhub", description="Edge-to-hub power telemetry.",
+                                epilog=f"exit status: 0: done; {statuses}")
+    p.add_argument("--version", action="version", version=f"powerhub {VERSION}")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    p.add_argument("--debug", action="store_true", help="log debug messages, and show a traceback with an error")
     sub = p.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
@@ -245,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
         monkey.patch_all()
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose or args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -253,15 +276,23 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().setLevel(logging.WARNING if not args.verbose else logging.DEBUG)
     try:
         doc = load_toml(args.config) if args.config else {}
+        check_sections(doc)
         if args.print_config:
             print(json.dumps(redact(doc), indent=2, default=str))
             return 0
         COMMANDS[args.command][0](doc, args)
-    except ConfigError as exc:
-        print(f"powerhub {args.command}: config error: {exc}", file=sys.stderr)
-        return 2
+        sys.stdout.flush()  # here, so that a closed pipe is seen below
+    except BrokenPipeError:
+        # `powerhub export ... | head`: the reader has what it wanted. Python would complain again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except PowerhubError as exc:
+        if args.debug:
+            traceback.print_exc()
+        kind = f"{exc.kind}: " if exc.kind else ""
+        print(f"powerhub {args.command}: {kind}{exc}", file=sys.stderr)
+        return exc.exit_status
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from telemetry import Point, parse_series_id
+from telemetry.errors import PowerhubError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, series TEXT NOT NULL,
@@ -38,7 +39,7 @@ WIRE_SQL = """SELECT seq, series, '{"ts":' || ts || ',"seq":' || seq ||
 WireRow = tuple[int, str, str]  # seq, series id, the point's JSON object
 
 
-class OutboxFull(RuntimeError):
+class OutboxFull(PowerhubError, RuntimeError):
     """The outbox reached its size limit, or the disk is full: the point was not stored."""
 
 

@@ -6,21 +6,27 @@ misspelt key fails at start-up with its path (`agent.readers[2].community: ...`)
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from telemetry.errors import PowerhubError
 from telemetry.names import NameError_, check_name
 
 T = TypeVar("T")
 _REQUIRED: Any = object()
 
 
-class ConfigError(ValueError):
+class ConfigError(PowerhubError, ValueError):
     """A config problem; the message starts with the key's path."""
+
+    exit_status = 2
+    kind = "config error"
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -155,7 +161,25 @@ class Section:
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self._seen)
         if unknown:
-            raise self.error(unknown[0], "unknown key")
+            raise self.error(unknown[0], f"unknown key{did_you_mean(unknown[0], self._seen)}")
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+# The top-level sections of a config file: each subcommand reads some and checks every key of those; a section no
+# subcommand knows (`[formula]`, `[stor]`) fails every one of them at start.
+SECTIONS = ("agent", "formulas", "hub", "inventory", "mqtt", "store", "web")
+
+
+def check_sections(doc: dict[str, Any]) -> None:
+    for name, value in doc.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"{name}: unknown section{did_you_mean(name, SECTIONS)} (known: {', '.join(SECTIONS)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: must be a table ([{name}]), not {value!r}"[:200])
 
 
 @dataclass(frozen=True)

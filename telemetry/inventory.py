@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from telemetry.config import Section
+from telemetry.config import Section, did_you_mean
 from telemetry.names import NameError_, check_name
 
 
@@ -16,10 +16,16 @@ class Machine:
     sources: tuple[str, ...]  # "device.channel" of the machine's site
 
 
+INVENTORY_KEYS = ("agents", "hub", "machines")
+
+
 def parse_machines(top: Section) -> list[Machine]:
-    """Every `[[inventory.machines]]` entry; the rest of `[inventory]` is `powerhub mqtt-acl`'s and is not checked."""
+    """Every `[[inventory.machines]]` entry; `agents` and `hub` are `powerhub mqtt-acl`'s, and checked there."""
     out: list[Machine] = []
     inventory = Section(top.data.get("inventory"), "inventory")
+    for key in inventory.data:
+        if key not in INVENTORY_KEYS:
+            raise inventory.error(key, f"unknown key{did_you_mean(key, INVENTORY_KEYS)}")
     for sec in inventory.tables("machines"):
         name, site = sec.name("name"), sec.name("site")
         sources = sec.str_list("sources", [])

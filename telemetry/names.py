@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from telemetry.errors import PowerhubError
+
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
-class NameError_(ValueError):
+class NameError_(PowerhubError, ValueError):
     """A site, device or channel name outside `[a-z0-9][a-z0-9_-]{0,62}`, or a malformed series id."""
 
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from telemetry.errors import PowerhubError
 from telemetry.names import SeriesKey
 
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
@@ -35,7 +36,7 @@ EXTRA_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 Value = float | int | str | bool
 
 
-class PayloadError(ValueError):
+class PayloadError(PowerhubError, ValueError):
     """A payload the hub must drop. `reason` is a short, stable label used as the metrics' `reason`."""
 
     def __init__(self, reason: str, detail: str) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import functools
 
+from telemetry.errors import PowerhubError
 from telemetry.names import NameError_, SeriesKey, check_name
 
 
-class TopicError(ValueError):
+class TopicError(PowerhubError, ValueError):
     """A topic that is not a well-formed data topic under our root."""
 
 

@@ -216,6 +216,13 @@ def test_agent_stdout_prints_topic_and_payload(tmp_path: Path) -> None:
         ('[mqtt]\nurl = "http://x"\n[agent]\nsite = "lab"\nname = "pi"\n[[agent.readers]]\nkind = "simulated"\n'
          'device = "x"\n', "mqtt.url: must be mqtt://"),
         ("[agent\n", "agent.toml"),
+        ('[formula]\nenabled = ["energy"]\n', "formula: unknown section (did you mean formulas?)"),
+        ('[stor]\nurl = "sqlite:///x"\n', "stor: unknown section (did you mean store?)"),
+        ('mqtt = "mqtt://x"\n', "mqtt: must be a table"),
+        ('[mqtt]\nrooot = "x"\n[agent]\nsite = "lab"\nname = "pi"\n[[agent.readers]]\nkind = "simulated"\n'
+         'device = "x"\n', "mqtt.rooot: unknown key (did you mean root?)"),
+        ('[agent]\nsite = "lab"\nname = "pi"\n[[agent.readers]]\nkind = "simulated"\ndevice = "x"\n'
+         '[inventory]\nmachine = []\n', "inventory.machine: unknown key (did you mean machines?)"),
     ],
 )
 def test_config_errors_exit_2_naming_the_key(tmp_path: Path, toml: str, message: str) -> None:

@@ -175,11 +175,11 @@ def _local_days(key: SeriesKey, from_ms: int, to_ms: int, days: int, tz: ZoneInf
 
 
 @bp.get("/healthz")
-def healthz() -> Response | tuple[Response, int]:
+def healthz() -> Response:
     try:
         state().store.ping()
     except StoreUnavailable as exc:
-        return jsonify({"ok": False, "error": str(exc)}), 503
+        abort_json(503, f"store unavailable: {exc}")  # the one error shape, like every route's
     return jsonify({"ok": True, "store": state().store_config.url.split("://")[0], "sse_clients": state().live.clients})
 
 

@@ -15,6 +15,7 @@ import serial
 
 from edge_agent.readers.base import Fields, Reader, ReaderContext, register
 from telemetry.config import Section
+from telemetry.errors import PowerhubError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ LINE_RE = re.compile(r"(?:(\d{1,9})\s+)?(-?\d+)")
 CHATTER_PREFIXES = ("CONNECTED", "INFO")
 
 
-class LineError(ValueError):
+class LineError(PowerhubError, ValueError):
     """A line that is not a blink; the message says why."""
 
 

@@ -21,6 +21,7 @@ from pyghmi.ipmi.private import session as ipmi_session
 
 from edge_agent.readers.base import Fields, Reader, ReaderContext, register
 from telemetry.config import Section
+from telemetry.errors import PowerhubError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ STATE_MEASURING = 0x40  # "power measurement active" in the reading's state byte
 STATE_OFFSET = 17  # after the group, four watts, the 32-bit timestamp and the 32-bit period
 
 
-class DcmiError(RuntimeError):
+class DcmiError(PowerhubError, RuntimeError):
     """The BMC did not give a power reading; the message says why."""
 
 

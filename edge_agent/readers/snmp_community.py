@@ -20,11 +20,13 @@ from pysnmp.proto import api
 from pysnmp.proto.error import ProtocolError
 from pysnmp.proto.rfc1902 import Null, ObjectName
 
+from telemetry.errors import PowerhubError
+
 VERSIONS = {"1": api.SNMP_VERSION_1, "2c": api.SNMP_VERSION_2C}
 TIMED_OUT = "No SNMP response received before timeout"  # pysnmp's words, which logs and operators already know
 
 
-class PollError(RuntimeError):
+class PollError(PowerhubError, RuntimeError):
     """The PDU did not answer usefully (timeout, SNMP error status, an SNMPv3 engine's error)."""
 
 

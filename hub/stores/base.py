@@ -12,13 +12,17 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from telemetry import Point, SeriesKey
+from telemetry.errors import PowerhubError
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailable(PowerhubError, RuntimeError):
     """The store did not answer; the caller retries later (hub) or answers 503 (web)."""
 
+    exit_status = 3
+    kind = "store unavailable"
 
-class StoreRejected(ValueError):
+
+class StoreRejected(PowerhubError, ValueError):
     """The store refused a batch for good (e.g. a field type conflict); retrying cannot help."""
 
 
@@ -94,7 +98,7 @@ class Store(ABC):
         pass
 
 
-StoreFactory = Callable[[str, str | None], Store]
+StoreFactory = Callable[[str, str | None, bool], Store]  # (url, token, create)
 STORES: dict[str, StoreFactory] = {}
 
 
@@ -107,8 +111,10 @@ def register(*schemes: str) -> Callable[[StoreFactory], StoreFactory]:
     return add
 
 
-def open_store(url: str, token: str | None = None) -> Store:
+def open_store(url: str, token: str | None = None, create: bool = True) -> Store:
+    """The store a URL names. `create=False` for commands that only read (export, plot, inventory): a store that
+    does not exist yet is StoreUnavailable there, not an empty file made as a side effect."""
     scheme = urlsplit(url).scheme
     if scheme not in STORES:
         raise ValueError(f"unknown store URL scheme {scheme!r} (known: {', '.join(sorted(STORES))})")
-    return STORES[scheme](url, token)
+    return STORES[scheme](url, token, create)

@@ -286,7 +286,7 @@ class InfluxStore(Store):
 
 
 @register("influxdb", "influxdbs")
-def _open(url: str, token: str | None) -> Store:
+def _open(url: str, token: str | None, _create: bool) -> Store:
     parts = urlsplit(url)
     database = parts.path.strip("/")
     if not parts.hostname or not database:

@@ -171,9 +171,11 @@ class SqliteStore(Store):
 
 
 @register("sqlite")
-def _open(url: str, _token: str | None) -> Store:
+def _open(url: str, _token: str | None, create: bool) -> Store:
     parts = urlsplit(url)
     path = parts.netloc + parts.path  # sqlite:///abs/path, or sqlite://relative/path
     if not path:
         raise ValueError(f"store url {url!r} names no file: use sqlite:///path/to/points.sqlite")
+    if not create and not Path(path).exists():
+        raise StoreUnavailable(f"sqlite {path}: no such file (has a hub stored anything there yet?)")
     return SqliteStore(path)
