@@ -19,6 +19,7 @@ from edge_agent.config import AgentConfig
 from hub.agents import AgentBook
 from hub.config import HubConfig
 from hub.run import start_hub
+from telemetry.errors import UsageError
 from telemetry.metrics import Metrics
 from web import create_app
 from web.server import WebServer
@@ -97,12 +98,24 @@ def demo_config(doc: dict[str, Any], var: Path, mqtt_port: int | None, web_port:
         "inventory": doc.get("inventory") or {
             "machines": [{"name": "rack", "site": "demo", "sources": ["rack.power"]}]},
         "formulas": doc.get("formulas") or {
-            "enabled": ["machine_power", "reconcile", "energy"],
+            "enabled": ["rollup", "machine_power", "reconcile", "energy"],
             "machine_power": {"step_s": 10}, "reconcile": {"main": {"demo": "house.power"}, "step_s": 10}},
     }
 
 
+def check_port_free(port: int) -> None:
+    """Before anything starts: a taken port would otherwise show only as a traceback from deep in the web server."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise UsageError(f"port {port} on 127.0.0.1 is taken ({exc.strerror}): stop what listens there, or "
+                             f"choose another, `make demo PORT=8090` or `powerhub demo --port 8090`") from None
+
+
 def run_demo(doc: dict[str, Any], web_port: int, var_dir: str, stop: threading.Event) -> None:
+    if not doc.get("web"):
+        check_port_free(web_port)
     var = Path(var_dir)
     var.mkdir(parents=True, exist_ok=True)
     broker = None if doc.get("mqtt") else EmbeddedBroker(free_port())

@@ -376,3 +376,19 @@ def free_port_udp() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# --- test tiers (`make unit` runs what needs no peer: `pytest -m "not peers"`) ---------------------------------------
+
+PEER_FIXTURES = {"mosquitto", "influxdb", "dcmi_extension"}  # fixtures that start a real program
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that talks to a real peer: through a peer fixture, on the InfluxDB side of `store_url`, or in
+    a module that starts its own (`pytestmark = pytest.mark.peers`)."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        on_influx = callspec is not None and callspec.params.get("store_url") == "influxdb"
+        if names & PEER_FIXTURES or on_influx:
+            item.add_marker(pytest.mark.peers)

@@ -35,7 +35,7 @@ from telemetry.mqtt import connect_async, make_client
 from tests.conftest import free_port, wait_for, wait_port
 from tests.test_security import Pki
 
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = [pytest.mark.peers, pytest.mark.timeout(1200)]
 
 REPO = Path(__file__).resolve().parent.parent
 PLAYBOOK = REPO / "ansible" / "site.yml"

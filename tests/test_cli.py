@@ -95,3 +95,16 @@ def test_every_command_refuses_a_misspelt_section(tmp_path: Path, command: str) 
              "mqtt-acl": ["--out", str(tmp_path / "acl")]}.get(command, [])
     one_line_error(run_cli(command, "--config", str(cfg), *extra), 2,
                    "config error: formula: unknown section (did you mean formulas?)")
+
+
+def test_demo_on_a_taken_port_says_what_to_do(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("demo", "--port", str(port), "--var", str(tmp_path / "var"))
+    one_line_error(result, 2, f"port {port} on 127.0.0.1 is taken")
+    assert "make demo PORT=" in result.stderr
+    assert not (tmp_path / "var").exists()  # nothing started, nothing written

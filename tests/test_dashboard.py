@@ -25,6 +25,8 @@ from tests.test_hub import Publisher
 from web import create_app
 from web.server import WebServer
 
+pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
+
 NODE = SeriesKey("lab", "node17", "power")
 PSU1, PSU2 = SeriesKey("lab", "pdu-a3", "outlet-1"), SeriesKey("lab", "pdu-b3", "outlet-1")
 MINUTE = 60_000

@@ -17,6 +17,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.conftest import free_port, wait_for
 
+pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

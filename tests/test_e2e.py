@@ -26,6 +26,8 @@ from tests.conftest import Pty, wait_for
 from web import create_app
 from web.server import WebServer
 
+pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
+
 SERIES = "lab.mainmeter.power"
 
 

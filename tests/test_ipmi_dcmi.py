@@ -18,6 +18,8 @@ from edge_agent.readers.ipmi_dcmi import DcmiError, parse_power_reading
 from telemetry.config import ConfigError, Section
 from tests.conftest import BMC_PASSWORD, BMC_USER, IpmiSim, free_port_udp, wait_for
 
+pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
+
 
 @pytest.fixture
 def bmc(tmp_path: Path, dcmi_extension: Path) -> Iterator[IpmiSim]:

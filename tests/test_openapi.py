@@ -18,6 +18,8 @@ from web import create_app
 from web.openapi import EXAMPLE_SERIES
 from web.server import WebServer
 
+pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
+
 T0 = 1_700_000_000_000
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 

@@ -36,7 +36,7 @@ OUTAGE_S = 60  # how long the broker or InfluxDB stays down
 RATE_HZ = 100
 DEVICES = ("house", "rack", "lab")
 SITE = "rel"
-pytestmark = pytest.mark.timeout(420)  # each scenario runs a minute or two of real time
+pytestmark = [pytest.mark.peers, pytest.mark.timeout(420)]  # each scenario runs a minute or two of real time
 FAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))), Path("/nonexistent"))
 
 Row = tuple[str, int, float]  # series id, ts, w

@@ -33,6 +33,8 @@ from web import create_app
 from web.auth import new_token, token_hash
 from web.server import WebServer
 
+pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
+
 PASSWORDS = {"lab-pi": "lab-pi-secret", "shed-pi": "shed-pi-secret", "hub": "hub-secret"}
 NOW = datetime.datetime.now(datetime.UTC)
 

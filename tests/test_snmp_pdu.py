@@ -20,6 +20,8 @@ from edge_agent.readers.base import Fields
 from telemetry.config import ConfigError, Section
 from tests.conftest import SNMP_V3, SnmpSim, secret_file, snmpsim_walk, wait_for
 
+pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
+
 APC_OUTLETS = "1.3.6.1.4.1.318.1.1.26.9.4.3.1"
 APC_DEVICE = "1.3.6.1.4.1.318.1.1.26.4.3.1"
 UPS_OUTPUT = "1.3.6.1.2.1.33.1.4.4.1"
@@ -258,6 +260,7 @@ def test_v1_and_v2c_readers_load_neither_the_snmpv3_engine_nor_asyncio(snmpsim: 
 import sys, threading, time
 from edge_agent.readers import ReaderContext, reader_from_config
 from telemetry.config import Section
+
 points = []
 reader = reader_from_config(Section({{"kind": "snmp_pdu", "device": "p", "host": "127.0.0.1",
                                       "port": {snmpsim.port}, "community": "apc", "profile": "apc"}}, "r"))

@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from telemetry import Point, SeriesKey
@@ -15,6 +16,8 @@ from tests.conftest import wait_for
 from web import create_app, state
 from web.live import LISTENER_QUEUE_POINTS
 from web.server import WebServer
+
+pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
 
 KEY = SeriesKey("lab", "mainmeter", "power")
 T0 = 1_700_000_000_000

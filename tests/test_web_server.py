@@ -22,6 +22,8 @@ from telemetry.mqtt import connect_async, make_client
 from tests.conftest import Mosquitto, free_port, wait_for, wait_port
 from web.auth import new_token
 
+pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
+
 KEY = SeriesKey("lab", "mainmeter", "power")
 
 
