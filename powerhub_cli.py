@@ -74,7 +74,10 @@ def _series_and_range(doc: dict[str, Any], args: argparse.Namespace) -> tuple[An
     store_cfg = StoreConfig.parse(Section(doc.get("store"), "store"))
     try:
         key = parse_series_id(args.series)
-        tz = time_zone(args.tz)
+        try:
+            tz = time_zone(args.tz)
+        except ValueError as exc:
+            raise UsageError(f"--tz {exc}") from None
         if args.date:
             from_ms, to_ms = local_day(args.date, tz)
         else:

@@ -28,7 +28,7 @@ def time_zone(name: str) -> zoneinfo.ZoneInfo:
     """An IANA time zone by name; ValueError for anything else (checked against the list first: ZoneInfo would try
     any string as a file name)."""
     if name not in _zone_names():
-        raise ValueError(f"tz must be an IANA time zone such as Europe/Copenhagen, not {name[:60]!r}")
+        raise ValueError(f"must be an IANA time zone such as Europe/Copenhagen, not {name[:60]!r}")
     return zoneinfo.ZoneInfo(name)
 
 

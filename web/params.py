@@ -40,7 +40,7 @@ def zone_param() -> ZoneInfo:
     try:
         return time_zone(name)
     except ValueError as exc:
-        abort_json(400, str(exc))
+        abort_json(400, f"tz {exc}")
 
 
 def time_range() -> tuple[int, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from hub.formulas.base import Formula, derived, register
 from hub.stores import Store
@@ -20,10 +20,10 @@ from telemetry import Point, SeriesKey
 from telemetry.config import Section
 from telemetry.inventory import Machine
 from telemetry.names import NameError_
+from telemetry.timeunits import HOUR_MS, time_zone
 
 log = logging.getLogger(__name__)
 
-HOUR_MS = 3_600_000
 MAX_POINTS = 10**6
 
 
@@ -88,9 +88,10 @@ class EnergyFormula(Formula):
 
 
 def _zone(sec: Section, key: str, name: str) -> ZoneInfo:
-    if name != "UTC" and name not in available_timezones():
-        raise sec.error(key, f"must be an IANA time zone such as Europe/Copenhagen, not {name!r}")
-    return ZoneInfo(name)
+    try:
+        return time_zone(name)
+    except ValueError as exc:
+        raise sec.error(key, str(exc)) from None
 
 
 @register("energy")

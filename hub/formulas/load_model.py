@@ -21,8 +21,8 @@ from telemetry import Point, SeriesKey
 from telemetry.config import Section
 from telemetry.inventory import Machine
 from telemetry.names import NameError_
+from telemetry.timeunits import DAY_MS
 
-DAY_MS = 86_400_000
 CPU_PREFIX = "load-cpu-"
 
 

@@ -14,12 +14,12 @@ from hub.stores import Store, StoreUnavailable
 from telemetry import Point, SeriesKey
 from telemetry.metrics import Metrics
 from telemetry.payload import END_TS_MS
-from telemetry.timeunits import now_ms
+from telemetry.timeunits import DAY_MS, now_ms
 
 log = logging.getLogger(__name__)
 
 
-RUN_MAX_MS = 86_400_000  # a run of windows computed in one go spans a day at most: memory stays flat
+RUN_MAX_MS = DAY_MS  # a run of windows computed in one go spans a day at most: memory stays flat
 # A mark still pending is written again this often: another hub on the same shared subscription may have cleared it.
 MARK_REFRESH_MS = 10_000
 MARKS_EVERY_S = 5.0  # how often a long flush looks again for windows that aged past PENDING_AFTER_MS meanwhile
@@ -232,7 +232,7 @@ class FormulaRunner:
         f = next(f for f in self.formulas if f.name == name)
         inputs = {info.key for info in self.store.series() if f.is_input(info.key)}
         written = 0
-        day = 86_400_000  # a day at a time: results are written as they come, memory stays flat
+        day = DAY_MS  # a day at a time: results are written as they come, memory stays flat
         for chunk in range(from_ms // f.window_ms * f.window_ms, to_ms, day):
             end = min(to_ms, chunk + day)
             points = f.compute_range(self.store, chunk, end, inputs)

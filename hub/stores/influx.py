@@ -26,6 +26,7 @@ from hub.stores.base import Bucket, SeriesInfo, Store, StoreRejected, StoreUnava
 from telemetry import Point, SeriesKey
 from telemetry.names import NameError_
 from telemetry.payload import FLOAT_FIELDS, MAX_TS_MS
+from telemetry.timeunits import HOUR_MS
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +262,7 @@ class InfluxStore(Store):
             # aggregates, so it is asked only of series that have `ms`.
             sub = self.query(f"SELECT sum(e) FROM (SELECT {main} * ms AS e FROM \"{key.measurement}\" WHERE {where}) "
                              f"WHERE {_time(from_ms, to_ms)} {group}")
-            energy = {int(t): e / 3_600_000 for t, e in sub[0]["values"] if e is not None} if sub else {}
+            energy = {int(t): e / HOUR_MS for t, e in sub[0]["values"] if e is not None} if sub else {}
         return [Bucket(int(t), int(n), mean, lo, hi, None if sum_ms is None else int(sum_ms), min_ms, max_ms,
                        energy.get(int(t))) for t, n, mean, lo, hi, sum_ms, min_ms, max_ms in rows]
 

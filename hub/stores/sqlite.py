@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from hub.stores.base import Bucket, SeriesInfo, Store, StoreUnavailable, register
 from telemetry import Point, SeriesKey, parse_series_id
+from telemetry.timeunits import HOUR_MS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE);
@@ -144,7 +145,7 @@ class SqliteStore(Store):
                                   "sum(w * ms)", from_ms, to_ms, step_ms, origin_ms, f"AND {main} IS NOT NULL")
         return [
             Bucket(origin_ms + b * step_ms, n, mean, lo, hi, sum_ms, min_ms, max_ms,
-                   None if e is None else e / 3_600_000)
+                   None if e is None else e / HOUR_MS)
             for b, n, mean, lo, hi, sum_ms, min_ms, max_ms, e in rows
         ]
 
