@@ -216,6 +216,20 @@ COMMANDS: dict[str, tuple[Callable[[dict[str, Any], argparse.Namespace], None], 
 }
 
 
+def _effective(doc: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """What `--print-config` shows: the file, or for the demo the whole config it runs with."""
+    if args.command != "demo":
+        return doc
+    from pathlib import Path
+
+    from powerhub_demo import demo_config
+
+    cfg = demo_config(doc, Path(args.var), 0, args.port)
+    if not doc.get("mqtt"):
+        cfg["mqtt"]["url"] = "mqtt://127.0.0.1:PORT (the embedded broker, on a free port at start)"
+    return cfg
+
+
 def parser() -> argparse.ArgumentParser:
     statuses = "; ".join(f"{code}: {what}" for code, what in EXIT_STATUSES.items())
     p = argparse.ArgumentParser(prog="powerhub", description="Edge-to-hub power telemetry.",
@@ -281,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = load_toml(args.config) if args.config else {}
         check_sections(doc)
         if args.print_config:
-            print(json.dumps(redact(doc), indent=2, default=str))
+            print(json.dumps(redact(_effective(doc, args)), indent=2, default=str))
             return 0
         COMMANDS[args.command][0](doc, args)
         sys.stdout.flush()  # here, so that a closed pipe is seen below

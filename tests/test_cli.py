@@ -108,3 +108,13 @@ def test_demo_on_a_taken_port_says_what_to_do(tmp_path: Path) -> None:
     one_line_error(result, 2, f"port {port} on 127.0.0.1 is taken")
     assert "make demo PORT=" in result.stderr
     assert not (tmp_path / "var").exists()  # nothing started, nothing written
+
+
+def test_demo_print_config_shows_what_the_demo_runs() -> None:
+    import json
+
+    result = run_cli("demo", "--print-config", "--port", "8123")
+    assert result.returncode == 0, result.stderr
+    cfg = json.loads(result.stdout)
+    assert cfg["web"]["listen"] == "127.0.0.1:8123" and cfg["store"]["url"].startswith("sqlite:///")
+    assert "rollup" in cfg["formulas"]["enabled"] and cfg["agent"]["readers"]
