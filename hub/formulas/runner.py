@@ -86,9 +86,18 @@ class FormulaRunner:
             return []
         old_before = now_ms() - PENDING_AFTER_MS
         oldest: dict[SeriesKey, int] = {}
-        for p in points:
-            if p.ts_ms < old_before and p.ts_ms < oldest.get(p.key, old_before):
-                oldest[p.key] = p.ts_ms
+        last_key, low = None, old_before
+        for p in points:  # live points cost one comparison; old ones of one payload share their key object
+            ts = p.ts_ms
+            if ts < old_before:
+                if p.key is last_key:
+                    low = min(low, ts)
+                    continue
+                if last_key is not None:
+                    oldest[last_key] = min(low, oldest.get(last_key, low))
+                last_key, low = p.key, ts
+        if last_key is not None:
+            oldest[last_key] = min(low, oldest.get(last_key, low))
         expected: Expected = []
         for key, ts in oldest.items():
             for i in self._marking:
