@@ -61,5 +61,25 @@ def test_readme_formulas_config_parses() -> None:
     doc = tomllib.loads(block)
     doc["inventory"] = {"machines": [{"name": "node17", "site": "lab", "sources": ["node17.power"]}]}
     cfg = HubConfig.parse(doc)
-    assert [f.name for f in cfg.formulas] == ["machine_power", "reconcile", "load_model", "energy"]
+    assert [f.name for f in cfg.formulas] == ["rollup", "machine_power", "reconcile", "load_model", "energy"]
     assert cfg.home_assistant is not None and cfg.home_assistant.prefix == "homeassistant"
+
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def test_readme_names_every_reader_kind_profile_formula_and_section() -> None:
+    """The prose lists a new reader, PDU profile, formula or config section must join, checked against the
+    registries they mirror."""
+    from edge_agent.readers.pdu_profiles import PROFILES
+    from hub.formulas import FORMULAS
+    from telemetry.config import SECTIONS
+
+    configure = README.split("## Configure", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    assert set(re.findall(r'^kind = "(\w+)"', configure, re.M)) == set(BUILTIN)
+    profiles = re.search(r'^profile = "apc" +# (.+?) \(', configure, re.M)
+    assert profiles and set(profiles.group(1).split(" | ")) == {*PROFILES, "custom"}
+    table = README.split("## Formulas", 1)[1].split("```toml", 1)[0]
+    assert set(re.findall(r"^\| `(\w+)`", table, re.M)) == set(FORMULAS)
+    for section in SECTIONS:
+        assert f"[{section}]" in README or f"[[{section}." in README, section

@@ -69,12 +69,25 @@ class SeriesInfo:
 
 
 class Store(ABC):
+    """What every store kind does, which hub, web and the command line rely on:
+
+    - `(series, ts)` is unique: a point written again (an agent's retransmission, a formula's window computed once
+      more) replaces the one stored, and is never counted twice.
+    - A write returns only once its points are durable (the hub acknowledges the MQTT message after it), and raises
+      StoreUnavailable (retry later: nothing is lost) or StoreRejected (never retry: the batch is dropped, counted).
+    - Ranges are half-open, `from_ms <= ts < to_ms`, and results are oldest first.
+    - Reads see every write that returned before them.
+    """
+
     @abstractmethod
     def write(self, points: Sequence[Point]) -> None:
         """Store points durably before returning; raises StoreUnavailable or StoreRejected."""
 
     @abstractmethod
-    def series(self) -> list[SeriesInfo]: ...
+    def series(self) -> list[SeriesInfo]:
+        """Every series a user would list, sorted by id, each with its newest point: measured series and the
+        formulas' (power, load, energy), never the rollups' rows and marks (measurement `rollup`: the hub's own
+        bookkeeping, read only through `rollup_buckets` and `points`)."""
 
     @abstractmethod
     def points(self, key: SeriesKey, from_ms: int, to_ms: int, limit: int, newest: bool = False) -> list[Point]:
