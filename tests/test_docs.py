@@ -29,9 +29,13 @@ def test_sample_parses_with_its_commented_defaults(kind: str, tmp_path: Path) ->
     plain = tomllib.loads(text)
     # Uncommenting every `# key = value` line must give a valid config too: the documented defaults are real keys.
     uncommented = "\n".join(line[2:] if line.startswith("# ") and " = " in line else line for line in text.splitlines())
+    readers = []
     for doc in (plain, tomllib.loads(uncommented)):
         cfg = AgentConfig.parse({"agent": {"site": "lab", "name": "pi", **doc["agent"]}})
         assert cfg.readers[0].kind == kind
+        readers.append(repr(cfg.readers[0]))
+    # ...and they are the code's defaults: uncommenting them changes nothing (a default changed in one place fails).
+    assert readers[0] == readers[1]
 
 
 def test_readme_hardened_config_parses(tmp_path: Path) -> None:
