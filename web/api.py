@@ -9,12 +9,11 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
 
-from hub.formulas.base import PENDING_FIELD, TRUSTED_AFTER_MS
+from hub.formulas.base import TRUSTED_AFTER_MS, read_pending_from
 from hub.formulas.rollup import PERIODS, pending_key, rollup_key
 from hub.stores import Bucket, StoreUnavailable, merge_buckets
 from telemetry import Point, SeriesKey
 from telemetry.names import NameError_
-from telemetry.payload import END_TS_MS
 from telemetry.timeunits import DAY_MS, HOUR_MS, MINUTE_MS, now_ms
 from web import state
 from web.errors import abort_json
@@ -130,10 +129,9 @@ def _from_rollups(key: SeriesKey, from_ms: int, to_ms: int, step_ms: int, origin
     except NameError_:
         return None
     settled_ms = min(to_ms, now_ms() - TRUSTED_AFTER_MS)
-    newest = store.points(mark, 0, END_TS_MS, 1, newest=True)
-    pending_from = newest[0].fields.get(PENDING_FIELD) if newest else None
-    if isinstance(pending_from, float | int) and pending_from >= 0:
-        settled_ms = min(settled_ms, int(pending_from))
+    pending_from = read_pending_from(store, mark)
+    if pending_from is not None:
+        settled_ms = min(settled_ms, pending_from)
     for period, period_ms in reversed(PERIODS):  # the coarsest first
         if step_ms % period_ms or (from_ms - origin_ms) % period_ms:
             continue

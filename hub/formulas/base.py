@@ -15,6 +15,7 @@ from hub.stores import Store
 from telemetry import Point, SeriesKey
 from telemetry.config import Section
 from telemetry.inventory import Machine
+from telemetry.payload import END_TS_MS
 from telemetry.timeunits import MINUTE_MS
 
 DERIVED_FIELD = "formula"  # every derived point says which formula wrote it
@@ -27,6 +28,13 @@ PENDING_AFTER_MS = 2 * MINUTE_MS
 TRUSTED_AFTER_MS = 5 * MINUTE_MS  # well after PENDING_AFTER_MS: a window is marked before a reader trusts it
 PENDING_FIELD = "pending_from"  # the marker's field: the earliest window start waiting, or NOTHING_PENDING
 NOTHING_PENDING = -1.0
+
+
+def read_pending_from(store: Store, mark: SeriesKey) -> int | None:
+    """What a pending mark says: the earliest window start still waiting, or None (no mark, or nothing waits)."""
+    newest = store.points(mark, 0, END_TS_MS, 1, newest=True)
+    value = newest[0].fields.get(PENDING_FIELD) if newest else None
+    return int(value) if isinstance(value, float | int) and value >= 0 else None
 
 
 class Formula(ABC):

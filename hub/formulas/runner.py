@@ -9,11 +9,17 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from hub.formulas.base import NOTHING_PENDING, PENDING_AFTER_MS, PENDING_FIELD, Formula, derived
+from hub.formulas.base import (
+    NOTHING_PENDING,
+    PENDING_AFTER_MS,
+    PENDING_FIELD,
+    Formula,
+    derived,
+    read_pending_from,
+)
 from hub.stores import Store, StoreUnavailable
 from telemetry import Point, SeriesKey
 from telemetry.metrics import Metrics
-from telemetry.payload import END_TS_MS
 from telemetry.timeunits import DAY_MS, now_ms
 
 log = logging.getLogger(__name__)
@@ -261,9 +267,8 @@ class FormulaRunner:
         marks = []
         for key in sorted(inputs):
             mark = f.pending_key(key)
-            newest = self.store.points(mark, 0, END_TS_MS, 1, newest=True) if mark else []
-            pending_from = newest[0].fields.get(PENDING_FIELD) if newest else None
-            if isinstance(pending_from, float | int) and from_ms <= pending_from < to_ms:
+            pending_from = read_pending_from(self.store, mark) if mark else None
+            if pending_from is not None and from_ms <= pending_from < to_ms:
                 left = NOTHING_PENDING if to_ms >= now_ms() - PENDING_AFTER_MS else float(to_ms)
                 marks.append(self._marker(i, key, left))
         self.store.write([m for m in marks if m is not None])
