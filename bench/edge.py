@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.peers import agent_config, reader_peers
 from bench.proc import p99, rss_mb
-from tests.conftest import Mosquitto
+from tests.peers import Mosquitto
 
 
 def _stdout_agent(work: Path, readers: str) -> subprocess.Popen[str]:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import (
+from tests.peers import (
     BMC_PASSWORD,
     BMC_USER,
     IPMI_EXT_SOURCE,

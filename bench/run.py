@@ -32,7 +32,7 @@ from hub.stores.influx import to_line
 from telemetry import Point, SeriesKey, encode_points
 from telemetry.config import MqttConfig, Section
 from telemetry.mqtt import connect_async, make_client
-from tests.conftest import InfluxDB, Mosquitto, free_port, wait_for
+from tests.peers import InfluxDB, Mosquitto, free_port, wait_for
 from web import create_app
 from web.server import WebServer
 

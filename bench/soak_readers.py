@@ -19,7 +19,7 @@ from playwright.sync_api import sync_playwright
 
 from bench.peers import agent_config, reader_peers
 from bench.proc import rss_mb
-from tests.conftest import Mosquitto, free_port, wait_for
+from tests.peers import Mosquitto, free_port, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -24,7 +24,7 @@ from bench.proc import p99, rss_mb
 from telemetry import Point, SeriesKey, encode_points
 from telemetry.config import MqttConfig, Section
 from telemetry.mqtt import connect_async, make_client
-from tests.conftest import Mosquitto, free_port, wait_for, wait_port
+from tests.peers import Mosquitto, free_port, wait_for, wait_port
 
 ROOT = "benchsse"
 

@@ -20,7 +20,7 @@ from edge_agent.outbox import Outbox
 from telemetry import Point, SeriesKey, decode_payload, parse_data_topic
 from telemetry.config import ConfigError, MqttConfig, Section
 from telemetry.mqtt import connect_async, make_client
-from tests.conftest import Mosquitto, wait_for
+from tests.peers import Mosquitto, wait_for
 
 KEY = SeriesKey("lab", "house", "power")
 T0 = 1_700_000_000_000

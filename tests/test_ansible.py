@@ -32,7 +32,7 @@ import requests
 
 from telemetry.config import MqttConfig, Section
 from telemetry.mqtt import connect_async, make_client
-from tests.conftest import free_port, wait_for, wait_port
+from tests.peers import free_port, wait_for, wait_port
 from tests.test_security import Pki
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(1200)]

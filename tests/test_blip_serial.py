@@ -12,7 +12,7 @@ import pytest
 from edge_agent.readers import ReaderContext
 from edge_agent.readers.base import Fields
 from edge_agent.readers.blip_serial import BlipSerialReader, LineError, blink_watts, parse_line
-from tests.conftest import Pty, wait_for
+from tests.peers import Pty, wait_for
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 from hub.stores import open_store
 from telemetry import Point, SeriesKey
 from telemetry.errors import EXIT_STATUSES
-from tests.conftest import free_port
+from tests.peers import free_port
 from tests.test_agent import run_cli
 
 KEY = SeriesKey("lab", "house", "power")

@@ -15,7 +15,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.conftest import free_port, wait_for
+from tests.peers import free_port, wait_for
 
 pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
 

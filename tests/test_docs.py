@@ -10,7 +10,7 @@ import pytest
 
 from edge_agent.config import AgentConfig
 from edge_agent.readers import BUILTIN
-from tests.conftest import secret_file
+from tests.peers import secret_file
 
 DOCS = Path(__file__).parent.parent / "docs" / "readers"
 

@@ -22,7 +22,7 @@ from hub.config import HubConfig
 from hub.run import start_hub
 from hub.subscriber import Subscriber
 from telemetry.metrics import Metrics
-from tests.conftest import Pty, wait_for
+from tests.peers import Pty, wait_for
 from web import create_app
 from web.server import WebServer
 

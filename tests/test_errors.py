@@ -11,7 +11,7 @@ import pytest
 
 from hub.stores import open_store
 from telemetry import Point, SeriesKey
-from tests.conftest import free_port
+from tests.peers import free_port
 from tests.test_web_api import assert_json_error
 from web import create_app
 from web.openapi import document

@@ -21,7 +21,7 @@ from powerhub_cli import main
 from telemetry import Point, SeriesKey
 from telemetry.config import ConfigError
 from telemetry.metrics import Metrics
-from tests.conftest import wait_for
+from tests.peers import wait_for
 from tests.test_hub import Publisher
 
 KEY = SeriesKey("lab", "node17", "power")

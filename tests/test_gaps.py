@@ -22,7 +22,7 @@ from telemetry.config import MqttConfig
 from telemetry.metrics import Metrics
 from telemetry.mqtt import close, connect_async, make_client
 from telemetry.timeunits import now_ms
-from tests.conftest import wait_for
+from tests.peers import wait_for
 from tests.test_hub import T0, Publisher, start_hub
 from web import create_app
 
@@ -64,7 +64,7 @@ def test_gaps_and_duplicates_reach_metrics_agents_and_series(mqtt_cfg: MqttConfi
 
 def test_unreachable_hub_leaves_the_agent_fields_empty(store: Store, store_url: str) -> None:
     from telemetry import Point, SeriesKey
-    from tests.conftest import free_port
+    from tests.peers import free_port
 
     store.write([Point(SeriesKey("lab", "m", "power"), T0, 1, {"w": 1.0})])
     app = create_app({"store": {"url": store_url},

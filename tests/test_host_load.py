@@ -13,7 +13,7 @@ from edge_agent.readers.base import Fields
 from edge_agent.readers.host_load import read_process_ticks
 from telemetry import SeriesKey
 from telemetry.config import ConfigError, Section
-from tests.conftest import wait_for
+from tests.peers import wait_for
 
 
 def test_process_ticks_include_ourselves() -> None:

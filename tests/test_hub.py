@@ -15,7 +15,7 @@ from telemetry import MAX_PAYLOAD_BYTES, SeriesKey
 from telemetry.config import ConfigError, MqttConfig
 from telemetry.metrics import Metrics
 from telemetry.mqtt import connect_async, make_client
-from tests.conftest import wait_for
+from tests.peers import wait_for
 
 KEY = SeriesKey("lab", "mainmeter", "power")
 T0 = 1_700_000_000_000

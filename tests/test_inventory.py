@@ -85,7 +85,7 @@ def test_bad_source_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_unreachable_store_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.conftest import free_port
+    from tests.peers import free_port
 
     assert run(tmp_path, f"influxdb://127.0.0.1:{free_port()}/powerhub") == 3
     err = capsys.readouterr().err

@@ -16,7 +16,7 @@ from edge_agent.readers import ReaderContext, reader_from_config
 from edge_agent.readers.base import Fields
 from edge_agent.readers.ipmi_dcmi import DcmiError, parse_power_reading
 from telemetry.config import ConfigError, Section
-from tests.conftest import BMC_PASSWORD, BMC_USER, IpmiSim, free_port_udp, wait_for
+from tests.peers import BMC_PASSWORD, BMC_USER, IpmiSim, free_port_udp, wait_for
 
 pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
 

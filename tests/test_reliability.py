@@ -30,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hub.stores import open_store
 from telemetry import Point, SeriesKey
 from telemetry.payload import MAX_TS_MS, MIN_TS_MS
-from tests.conftest import InfluxDB, Mosquitto, wait_for
+from tests.peers import InfluxDB, Mosquitto, wait_for
 
 OUTAGE_S = 60  # how long the broker or InfluxDB stays down
 RATE_HZ = 100

@@ -21,7 +21,7 @@ from hub.stores import Store
 from telemetry import Point, SeriesKey
 from telemetry.metrics import Metrics
 from telemetry.timeunits import DAY_MS, now_ms
-from tests.conftest import wait_for
+from tests.peers import wait_for
 from tests.test_hub import Publisher
 from web import create_app
 

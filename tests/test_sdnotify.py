@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from telemetry.sdnotify import Notifier, serve_until
-from tests.conftest import Mosquitto, free_port
+from tests.peers import Mosquitto, free_port
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from powerhub_cli import main
 from telemetry import SeriesKey
 from telemetry.config import ConfigError, MqttConfig, Section
 from telemetry.metrics import Metrics
-from tests.conftest import free_port, secret_file, wait_for, wait_port
+from tests.peers import free_port, secret_file, wait_for, wait_port
 from web import create_app
 from web.auth import new_token, token_hash
 from web.server import WebServer

@@ -18,7 +18,7 @@ import pytest
 from edge_agent.readers import ReaderContext, reader_from_config
 from edge_agent.readers.base import Fields
 from telemetry.config import ConfigError, Section
-from tests.conftest import SNMP_V3, SnmpSim, secret_file, snmpsim_walk, wait_for
+from tests.peers import SNMP_V3, SnmpSim, secret_file, snmpsim_walk, wait_for
 
 pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
 

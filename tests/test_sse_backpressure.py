@@ -12,7 +12,7 @@ import requests
 
 from telemetry import Point, SeriesKey
 from telemetry.metrics import Metrics
-from tests.conftest import wait_for
+from tests.peers import wait_for
 from web import create_app, state
 from web.live import LISTENER_QUEUE_POINTS
 from web.server import WebServer

@@ -89,7 +89,7 @@ def test_buckets_align_to_origin_and_skip_empty(store: Store) -> None:
 
 
 def test_unreachable_influxdb_is_unavailable() -> None:
-    from tests.conftest import free_port
+    from tests.peers import free_port
 
     store = open_store(f"influxdb://127.0.0.1:{free_port()}/nothing")
     with pytest.raises(StoreUnavailable):

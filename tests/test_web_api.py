@@ -117,7 +117,7 @@ def test_healthz_and_metrics(client: FlaskClient) -> None:
 
 
 def test_healthz_503_when_influxdb_is_down() -> None:
-    from tests.conftest import free_port
+    from tests.peers import free_port
 
     client = make_app(f"influxdb://127.0.0.1:{free_port()}/x").test_client()
     assert_json_error(client.get("/healthz"), 503, "store unavailable")  # the one error shape, /healthz too

@@ -19,7 +19,7 @@ import requests
 from telemetry import Point, SeriesKey, encode_points
 from telemetry.config import MqttConfig
 from telemetry.mqtt import connect_async, make_client
-from tests.conftest import Mosquitto, free_port, wait_for, wait_port
+from tests.peers import Mosquitto, free_port, wait_for, wait_port
 from web.auth import new_token
 
 pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
