@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 import paho.mqtt.client as paho
 
 from telemetry import Point, SeriesKey
+from telemetry.series import ENERGY, POWER
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,14 @@ class HomeAssistant:
         return f"{self.root}/ha/{key.site}/{key.device}/{key.channel}"
 
     def config(self, key: SeriesKey) -> dict[str, object]:
-        energy = key.measurement == "energy"
+        energy = key.measurement == ENERGY.name
         doc: dict[str, object] = {
             "name": f"{key.device} {key.channel}",
             "unique_id": f"powerhub_{key.site}_{key.device}_{key.channel}",
             "object_id": f"powerhub_{key.site}_{key.device}_{key.channel}".replace("-", "_"),
             "state_topic": self.state_topic(key),
-            "unit_of_measurement": "kWh" if energy else "W",
-            "device_class": "energy" if energy else "power",
+            "unit_of_measurement": ENERGY.unit if energy else POWER.unit,
+            "device_class": "energy" if energy else "power",  # Home Assistant's classes
             "state_class": "total_increasing" if energy else "measurement",
             "device": {"identifiers": [f"powerhub_{key.site}_{key.device}"], "name": f"{key.site} {key.device}",
                        "manufacturer": "powerhub"},
@@ -63,7 +64,7 @@ class HomeAssistant:
         new = []
         with self._lock:
             for p in points:
-                if p.key.measurement not in ("power", "energy") or p.number is None:
+                if p.key.measurement not in (POWER.name, ENERGY.name) or p.number is None:
                     continue
                 if p.key not in self._configs:
                     self._configs[p.key] = json.dumps(self.config(p.key)).encode()

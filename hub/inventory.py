@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from hub.stores.base import SeriesInfo
 from telemetry.inventory import Machine
+from telemetry.series import OUTLET_PREFIX, TOTAL_CHANNEL, is_outlet
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Report:
 
 
 def _outlet_number(channel: str) -> list[int]:
-    return [int(p) if p.isdigit() else 0 for p in channel.removeprefix("outlet-").split("-")]
+    return [int(p) if p.isdigit() else 0 for p in channel.removeprefix(OUTLET_PREFIX).split("-")]
 
 
 def build(series: list[SeriesInfo], machines: list[Machine], min_w: float, now_ms: int | None = None) -> Report:
@@ -68,10 +69,10 @@ def build(series: list[SeriesInfo], machines: list[Machine], min_w: float, now_m
         key, last = info.key, info.last
         value = last.number if last else None
         latest[(key.site, f"{key.device}.{key.channel}")] = value
-        if not key.channel.startswith("outlet-") and key.channel != "total":
+        if not is_outlet(key.channel) and key.channel != TOTAL_CHANNEL:
             continue
         pdu = pdus.setdefault((key.site, key.device), Pdu(key.site, key.device))
-        if key.channel == "total":
+        if key.channel == TOTAL_CHANNEL:
             pdu.total_w = value
             continue
         name = last.fields.get("name") if last else None

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from telemetry.errors import PowerhubError
+from telemetry.series import measurement_of
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
@@ -40,18 +41,13 @@ class SeriesKey:
 
     @property
     def measurement(self) -> str:
-        """`load` for the host-load channels, `energy` for the formulas' `energy-*` channels (kWh), `power` for
-        everything else (SPEC.md section 3)."""
-        if self.channel.startswith("load"):
-            return "load"
-        if self.channel.startswith("rollup-"):
-            return "rollup"  # the hub's own aggregates for fast history; never listed as a series
-        return "energy" if self.channel.startswith("energy-") else "power"
+        """`load`, `energy`, `rollup` or `power`, from the channel's name (telemetry.series)."""
+        return measurement_of(self.channel).name
 
     @property
     def main_field(self) -> str:
         """The field that carries the series' value: `w` for power series, `value` for load and energy series."""
-        return "w" if self.measurement == "power" else "value"
+        return measurement_of(self.channel).field
 
     def __str__(self) -> str:
         return self.id

@@ -23,6 +23,7 @@ from telemetry import (
     encode_points,
     parse_data_topic,
     parse_series_id,
+    series,
     status_topic,
 )
 from telemetry.mqtt import hub_marker_payload, is_hub_marker, survive
@@ -63,6 +64,25 @@ def test_topics() -> None:
 def test_measurement_by_channel() -> None:
     assert KEY.measurement == "power"
     assert SeriesKey("lab", "host", "load1").measurement == "load"
+
+
+@pytest.mark.parametrize(("channel", "measurement", "field", "unit"), [
+    ("power", "power", "w", "W"), ("outlet-2-7", "power", "w", "W"), ("formula-power", "power", "w", "W"),
+    ("load-cpu-web", "load", "value", ""), ("energy-day-power", "energy", "value", "kWh"),
+    ("rollup-hour-power", "rollup", "value", ""),
+])
+def test_the_vocabulary_decides_measurement_field_and_unit(channel: str, measurement: str, field: str,
+                                                            unit: str) -> None:
+    key = SeriesKey("lab", "dev", channel)
+    assert (key.measurement, key.main_field, series.unit_of(key.measurement)) == (measurement, field, unit)
+    assert series.MEASUREMENTS[measurement].listed == (measurement != "rollup")
+
+
+def test_derived_channels_and_outlets() -> None:
+    assert series.outlet_channel(2, 7) == "outlet-2-7" and series.is_outlet("outlet-2-7")
+    assert series.formula_channel("power") == "formula-power"
+    assert all(series.is_derived_channel(c) for c in ("formula-power", "energy-day-power", "rollup-due-power"))
+    assert not series.is_derived_channel("power") and not series.is_derived_channel("outlet-1")
 
 
 def test_encode_decode_object_and_array() -> None:

@@ -14,6 +14,7 @@ from hub.formulas.rollup import PERIODS, pending_key, rollup_key
 from hub.stores import Bucket, StoreUnavailable, merge_buckets
 from telemetry import Point, SeriesKey
 from telemetry.names import NameError_
+from telemetry.series import unit_of
 from telemetry.timeunits import DAY_MS, HOUR_MS, MINUTE_MS, now_ms
 from web import state
 from web.errors import abort_json
@@ -24,10 +25,6 @@ bp = Blueprint("api", __name__)
 POINTS_LIMIT = 20_000
 MAX_BUCKETS = 100_000
 DEFAULT_HISTORY_POINTS = 1000
-
-
-def unit_of(measurement: str) -> str:
-    return {"power": "W", "energy": "kWh"}.get(measurement, "")
 
 
 @bp.get("/api/v1/series")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template
 
+from telemetry.series import ENERGY_DAY_PREFIX, FORMULA_PREFIX, OUTLET_PREFIX
 from web import state
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
@@ -13,7 +14,8 @@ bp = Blueprint("dashboard", __name__, template_folder="templates")
 def index() -> Response:
     cfg = state().config
     html = render_template("index.html", prefix=cfg.url_prefix, default_series=cfg.blip_default or "",
-                           price_per_kwh=cfg.price_per_kwh, currency=cfg.currency)
+                           price_per_kwh=cfg.price_per_kwh, currency=cfg.currency, outlet_prefix=OUTLET_PREFIX,
+                           formula_prefix=FORMULA_PREFIX, energy_day_prefix=ENERGY_DAY_PREFIX)
     resp = Response(html, mimetype="text/html")
     resp.headers["Content-Security-Policy"] = (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'"

@@ -16,6 +16,7 @@ import serial
 from edge_agent.readers.base import Fields, Reader, ReaderContext, register
 from telemetry.config import Section
 from telemetry.errors import PowerhubError
+from telemetry.series import POWER_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -149,4 +150,4 @@ class BlipSerialReader(Reader):
         meter_id, ms = parsed
         device = self.device if meter_id is None else self.meters.get(meter_id, f"{self.device}-{meter_id}")
         fields: Fields = {"w": blink_watts(ms, self.imp_per_kwh, self.ct_ratio), "ms": ms}
-        ctx.emit(device, "power", fields, ts_ms)
+        ctx.emit(device, POWER_CHANNEL, fields, ts_ms)

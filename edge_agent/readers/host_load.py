@@ -15,6 +15,7 @@ from pathlib import Path
 from edge_agent.readers.base import Reader, ReaderContext, register
 from telemetry.config import Section
 from telemetry.names import NameError_, check_name
+from telemetry.series import LOAD_CPU_PREFIX
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 OTHER = "other"
@@ -50,7 +51,7 @@ class HostLoadReader(Reader):
         groups: dict[str, list[str]] = {}
         for name in list(groups_sec.data):
             try:
-                check_name("process group", f"load-cpu-{name}")
+                check_name("process group", f"{LOAD_CPU_PREFIX}{name}")
             except NameError_ as exc:
                 raise groups_sec.error(name, str(exc)) from None
             groups[name] = groups_sec.str_list(name)
@@ -77,4 +78,4 @@ class HostLoadReader(Reader):
             previous, since = current, time.monotonic()
             for group, ticks in used.items():
                 cores = max(0, ticks) / CLOCK_TICKS / elapsed_s
-                ctx.emit(self.device, f"load-cpu-{group}", {"value": round(cores, 4)}, now_ms)
+                ctx.emit(self.device, f"{LOAD_CPU_PREFIX}{group}", {"value": round(cores, 4)}, now_ms)

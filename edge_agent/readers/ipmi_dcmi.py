@@ -22,6 +22,7 @@ from pyghmi.ipmi.private import session as ipmi_session
 from edge_agent.readers.base import Fields, Reader, ReaderContext, register
 from telemetry.config import Section
 from telemetry.errors import PowerhubError
+from telemetry.series import POWER_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,6 @@ class IpmiDcmiReader(Reader):
                 if fields is None:
                     self._count(ctx, "ipmi_inactive")
                 else:
-                    ctx.emit(bmc.device, "power", fields, None)
+                    ctx.emit(bmc.device, POWER_CHANNEL, fields, None)
                 polls += 1
             ctx.stop.wait(self.interval_s)

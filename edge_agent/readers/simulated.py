@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from edge_agent.readers.base import Reader, ReaderContext, register
 from edge_agent.readers.blip_serial import blink_watts
 from telemetry.config import Section
+from telemetry.series import POWER_CHANNEL
 
 
 class HouseProfile:
@@ -80,7 +81,7 @@ class SimulatedReader(Reader):
             n += 1
             now_ms = ctx.now_ms()
             w = profile.watts(now_ms / 1000) * (1 + profile.rng.gauss(0, 0.005))
-            ctx.emit(self.device, "power", {"w": round(w, 2)}, now_ms)
+            ctx.emit(self.device, POWER_CHANNEL, {"w": round(w, 2)}, now_ms)
 
     def _run_blips(self, profile: HouseProfile, ctx: ReaderContext) -> None:
         """Wait one blink's worth of energy at the current power, then report the interval as an Arduino would."""
@@ -94,5 +95,5 @@ class SimulatedReader(Reader):
                 return
             now_ms = ctx.now_ms()
             ms = max(1, now_ms - last_ms)
-            ctx.emit(self.device, "power", {"w": blink_watts(ms, self.imp_per_kwh, 1.0), "ms": ms}, now_ms)
+            ctx.emit(self.device, POWER_CHANNEL, {"w": blink_watts(ms, self.imp_per_kwh, 1.0), "ms": ms}, now_ms)
             last_ms = now_ms

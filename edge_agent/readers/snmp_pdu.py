@@ -23,6 +23,7 @@ from edge_agent.readers.base import Fields, Reader, ReaderContext, register
 from edge_agent.readers.pdu_profiles import PROFILES, Column, Profile, Scalar
 from edge_agent.readers.snmp_community import CommunityClient, PollError, Response
 from telemetry.config import Section
+from telemetry.series import TOTAL_CHANNEL, outlet_channel
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +273,7 @@ def _channel(index: str, optional_parts: int) -> str:
     parts = index.split(".")
     while optional_parts and len(parts) > 1 and parts[0] == "1":
         parts, optional_parts = parts[1:], optional_parts - 1
-    return "outlet-" + "-".join(parts)
+    return outlet_channel(*parts)
 
 
 def read_profile(session: SnmpSession, profile: Profile) -> list[tuple[str, Fields]]:
@@ -296,7 +297,7 @@ def read_profile(session: SnmpSession, profile: Profile) -> list[tuple[str, Fiel
     elif profile.total_is_sum_of_outlets and readings:
         total["w"] = sum(float(f["w"]) for _, f in readings)
     if "w" in total:
-        readings.append(("total", total))
+        readings.append((TOTAL_CHANNEL, total))
     if not readings and profile.fallback is not None:
         return read_profile(session, profile.fallback)
     return readings

@@ -16,6 +16,7 @@ from telemetry import Point, SeriesKey
 from telemetry.config import Section
 from telemetry.inventory import Machine
 from telemetry.payload import END_TS_MS
+from telemetry.series import FORMULA_PREFIX, is_derived_channel
 from telemetry.timeunits import MINUTE_MS
 
 DERIVED_FIELD = "formula"  # every derived point says which formula wrote it
@@ -87,4 +88,4 @@ def derived(key: SeriesKey, ts_ms: int, formula: str, **fields: float) -> Point:
 
 def is_derived(key: SeriesKey) -> bool:
     """Series the formulas write; no formula takes them as raw input."""
-    return key.channel.startswith(("energy-", "formula-", "rollup-")) or key.device.startswith("formula-")
+    return is_derived_channel(key.channel) or key.device.startswith(FORMULA_PREFIX)

@@ -20,6 +20,7 @@ from telemetry import Point, SeriesKey
 from telemetry.config import Section
 from telemetry.inventory import Machine
 from telemetry.names import NameError_
+from telemetry.series import ENERGY_DAY_PREFIX, ENERGY_HOUR_PREFIX, POWER
 from telemetry.timeunits import HOUR_MS, time_zone
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class EnergyFormula(Formula):
 
     def is_input(self, key: SeriesKey) -> bool:
         # Derived power (a machine's, a site's unmetered remainder) has energy too: per machine and per site.
-        return key.measurement == "power"
+        return key.measurement == POWER.name
 
     def compute(self, store: Store, start_ms: int, inputs: set[SeriesKey]) -> list[Point]:
         out: list[Point] = []
@@ -68,8 +69,8 @@ class EnergyFormula(Formula):
             if kwh is None:
                 continue
             try:
-                hour = SeriesKey(key.site, key.device, f"energy-hour-{key.channel}")
-                day = SeriesKey(key.site, key.device, f"energy-day-{key.channel}")
+                hour = SeriesKey(key.site, key.device, ENERGY_HOUR_PREFIX + key.channel)
+                day = SeriesKey(key.site, key.device, ENERGY_DAY_PREFIX + key.channel)
             except NameError_:
                 log.warning("energy: channel %s is too long for a derived series name; skipped", key.id)
                 continue

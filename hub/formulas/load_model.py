@@ -21,9 +21,8 @@ from telemetry import Point, SeriesKey
 from telemetry.config import Section
 from telemetry.inventory import Machine
 from telemetry.names import NameError_
+from telemetry.series import LOAD_CPU_PREFIX, formula_channel
 from telemetry.timeunits import DAY_MS
-
-CPU_PREFIX = "load-cpu-"
 
 
 def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float, float] | None:
@@ -52,17 +51,17 @@ class LoadModel(Formula):
         self.window_days, self.step_ms = window_days, step_ms
 
     def is_input(self, key: SeriesKey) -> bool:
-        measured = key.device in self.sites and key.channel == "formula-power"
-        return measured or key.channel.startswith(CPU_PREFIX)
+        measured = key.device in self.sites and key.channel == formula_channel("power")
+        return measured or key.channel.startswith(LOAD_CPU_PREFIX)
 
     def _cores(self, store: Store, site: str, device: str, a: int, b: int) -> dict[str, dict[int, float]]:
         groups = [i.key for i in store.series() if i.key.site == site and i.key.device == device
-                  and i.key.channel.startswith(CPU_PREFIX)]
-        return {k.channel[len(CPU_PREFIX):]: grid_means(store, k, a, b, self.step_ms) for k in groups}
+                  and i.key.channel.startswith(LOAD_CPU_PREFIX)]
+        return {k.channel[len(LOAD_CPU_PREFIX):]: grid_means(store, k, a, b, self.step_ms) for k in groups}
 
     def _model(self, store: Store, site: str, machine: str, day: int) -> tuple[float, float, float] | None:
         a = day + DAY_MS - self.window_days * DAY_MS
-        power = grid_means(store, SeriesKey(site, machine, "formula-power"), a, day + DAY_MS, self.step_ms)
+        power = grid_means(store, SeriesKey(site, machine, formula_channel("power")), a, day + DAY_MS, self.step_ms)
         cores = self._cores(store, site, machine, a, day + DAY_MS)
         steps = [t for t in power if cores and all(t in g for g in cores.values())]
         return fit_line([sum(g[t] for g in cores.values()) for t in steps], [power[t] for t in steps])
@@ -76,8 +75,8 @@ class LoadModel(Formula):
                 continue
             models[machine] = model
             idle, k, rmse = model
-            for channel, w in (("formula-model-idle", idle), ("formula-model-k", k), ("formula-model-rmse", rmse)):
-                out.append(derived(SeriesKey(site, machine, channel), start_ms, self.name, w=w))
+            for name, w in (("model-idle", idle), ("model-k", k), ("model-rmse", rmse)):
+                out.append(derived(SeriesKey(site, machine, formula_channel(name)), start_ms, self.name, w=w))
             out += self._attribute(store, site, machine, idle, start_ms)
         for machine, source in sorted(self.estimate.items()):
             if source in models:
@@ -85,17 +84,17 @@ class LoadModel(Formula):
         return out
 
     def _attribute(self, store: Store, site: str, machine: str, idle: float, day: int) -> list[Point]:
-        power = grid_means(store, SeriesKey(site, machine, "formula-power"), day, day + DAY_MS, self.step_ms)
+        power = grid_means(store, SeriesKey(site, machine, formula_channel("power")), day, day + DAY_MS, self.step_ms)
         cores = self._cores(store, site, machine, day, day + DAY_MS)
         out = []
         for t, w in sorted(power.items()):
             total = sum(g.get(t, 0.0) for g in cores.values())
             if total <= 0 or not all(t in g for g in cores.values()):
                 continue
-            out.append(derived(SeriesKey(site, machine, "formula-group-idle"), t, self.name, w=min(idle, w)))
+            out.append(derived(SeriesKey(site, machine, formula_channel("group-idle")), t, self.name, w=min(idle, w)))
             for group, g in cores.items():
                 try:
-                    key = SeriesKey(site, machine, f"formula-group-{group}")
+                    key = SeriesKey(site, machine, formula_channel(f"group-{group}"))
                 except NameError_:
                     continue
                 out.append(derived(key, t, self.name, w=max(0.0, w - idle) * g[t] / total))
@@ -106,7 +105,7 @@ class LoadModel(Formula):
         idle, k, _ = model
         cores = self._cores(store, site, machine, day, day + DAY_MS)
         steps = sorted(set.intersection(*(set(g) for g in cores.values()))) if cores else []
-        return [derived(SeriesKey(site, machine, "formula-estimate"), t, self.name,
+        return [derived(SeriesKey(site, machine, formula_channel("estimate")), t, self.name,
                         w=idle + k * sum(g[t] for g in cores.values())) for t in steps]
 
 

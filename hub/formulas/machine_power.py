@@ -11,6 +11,7 @@ from hub.stores import Store
 from telemetry import Point, SeriesKey
 from telemetry.config import Section
 from telemetry.inventory import Machine
+from telemetry.series import formula_channel, is_outlet
 
 WINDOW_MS = 600_000
 
@@ -36,17 +37,17 @@ class MachinePower(Formula):
             if not inputs.intersection(keys):
                 continue
             outlets = [grid_means(store, k, start_ms, end_ms, self.step_ms) for k in keys
-                       if k.channel.startswith("outlet-")]
+                       if is_outlet(k.channel)]
             others = [grid_means(store, k, start_ms, end_ms, self.step_ms) for k in keys
-                      if not k.channel.startswith("outlet-")]
+                      if not is_outlet(k.channel)]
             bmc = others[0] if others else {}
             for ts in range(start_ms, end_ms, self.step_ms):
                 summed = sum(o[ts] for o in outlets) if outlets and all(ts in o for o in outlets) else None
                 power = summed if summed is not None else bmc.get(ts)
                 if power is not None:
-                    out.append(derived(SeriesKey(m.site, m.name, "formula-power"), ts, self.name, w=power))
+                    out.append(derived(SeriesKey(m.site, m.name, formula_channel("power")), ts, self.name, w=power))
                 if summed is not None and ts in bmc:
-                    out.append(derived(SeriesKey(m.site, m.name, "formula-psu-loss"), ts, self.name,
+                    out.append(derived(SeriesKey(m.site, m.name, formula_channel("psu-loss")), ts, self.name,
                                        w=summed - bmc[ts]))
         return out
 

@@ -14,6 +14,7 @@ from telemetry import Point, SeriesKey
 from telemetry.config import Section
 from telemetry.inventory import Machine
 from telemetry.names import NameError_
+from telemetry.series import POWER, formula_channel, is_outlet
 
 WINDOW_MS = 600_000
 
@@ -28,11 +29,11 @@ class Reconcile(Formula):
     def _below(self, store: Store, site: str) -> list[SeriesKey]:
         if site in self.below:
             return self.below[site]
-        return [i.key for i in store.series() if i.key.site == site and i.key.measurement == "power"
-                and i.key != self.main[site] and not is_derived(i.key) and not i.key.channel.startswith("outlet-")]
+        return [i.key for i in store.series() if i.key.site == site and i.key.measurement == POWER.name
+                and i.key != self.main[site] and not is_derived(i.key) and not is_outlet(i.key.channel)]
 
     def is_input(self, key: SeriesKey) -> bool:
-        return key.site in self.main and key.measurement == "power" and not is_derived(key)
+        return key.site in self.main and key.measurement == POWER.name and not is_derived(key)
 
     def compute(self, store: Store, start_ms: int, inputs: set[SeriesKey]) -> list[Point]:
         out: list[Point] = []
@@ -42,7 +43,7 @@ class Reconcile(Formula):
             below = [grid_means(store, k, start_ms, end_ms, self.step_ms) for k in self._below(store, site)]
             for ts, w in sorted(main.items()):
                 if all(ts in b for b in below):  # a meter below that has no reading would inflate the remainder
-                    out.append(derived(SeriesKey(site, "site", "formula-unmetered"), ts, self.name,
+                    out.append(derived(SeriesKey(site, "site", formula_channel("unmetered")), ts, self.name,
                                        w=w - sum(b[ts] for b in below)))
         return out
 

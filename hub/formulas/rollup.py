@@ -12,18 +12,19 @@ from telemetry import Point, SeriesKey
 from telemetry.config import Section
 from telemetry.inventory import Machine
 from telemetry.names import NameError_
+from telemetry.series import LOAD, POWER, ROLLUP_PREFIX
 from telemetry.timeunits import HOUR_MS, MINUTE_MS
 
 PERIODS = (("1m", MINUTE_MS), ("1h", HOUR_MS))
 
 
 def rollup_key(key: SeriesKey, period: str) -> SeriesKey:
-    return SeriesKey(key.site, key.device, f"rollup-{period}-{key.channel}")
+    return SeriesKey(key.site, key.device, f"{ROLLUP_PREFIX}{period}-{key.channel}")
 
 
 def pending_key(key: SeriesKey) -> SeriesKey:
     """Where the runner marks the series' minutes waiting to be rolled up (hub.formulas.base, PENDING_FIELD)."""
-    return SeriesKey(key.site, key.device, f"rollup-due-{key.channel}")
+    return SeriesKey(key.site, key.device, f"{ROLLUP_PREFIX}due-{key.channel}")
 
 
 def _row(key: SeriesKey, b: Bucket, name: str) -> Point:
@@ -52,7 +53,7 @@ class Rollup(Formula):
     marks_pending = True  # /history answers from these rows
 
     def is_input(self, key: SeriesKey) -> bool:
-        return key.measurement in ("power", "load") and not is_derived(key)
+        return key.measurement in (POWER.name, LOAD.name) and not is_derived(key)
 
     def pending_key(self, key: SeriesKey) -> SeriesKey | None:
         try:

@@ -26,6 +26,7 @@ from hub.stores.base import Bucket, SeriesInfo, Store, StoreRejected, StoreUnava
 from telemetry import Point, SeriesKey
 from telemetry.names import NameError_
 from telemetry.payload import FLOAT_FIELDS, MAX_TS_MS
+from telemetry.series import LISTED
 from telemetry.timeunits import HOUR_MS
 
 log = logging.getLogger(__name__)
@@ -221,7 +222,8 @@ class InfluxStore(Store):
 
     def series(self) -> list[SeriesInfo]:
         out = []
-        for s in self.query('SELECT * FROM "power", "load", "energy" GROUP BY * ORDER BY time DESC LIMIT 1'):
+        measurements = ", ".join(f'"{m}"' for m in LISTED)  # names of our own: nothing to escape
+        for s in self.query(f"SELECT * FROM {measurements} GROUP BY * ORDER BY time DESC LIMIT 1"):
             try:
                 key = SeriesKey(*(s["tags"][t] for t in TAGS))
             except (KeyError, NameError_):

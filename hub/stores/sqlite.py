@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from hub.stores.base import Bucket, SeriesInfo, Store, StoreUnavailable, register
 from telemetry import Point, SeriesKey, parse_series_id
+from telemetry.series import MEASUREMENTS
 from telemetry.timeunits import HOUR_MS
 
 SCHEMA = """
@@ -101,7 +102,7 @@ class SqliteStore(Store):
         with self._db() as db:
             for sid_num, sid in db.execute("SELECT id, sid FROM series ORDER BY sid").fetchall():
                 key = parse_series_id(sid)
-                if key.measurement == "rollup":
+                if not MEASUREMENTS[key.measurement].listed:
                     continue
                 row = db.execute(
                     "SELECT ts, seq, w, ms, value, extra FROM points WHERE series = ? ORDER BY ts DESC LIMIT 1",

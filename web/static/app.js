@@ -5,6 +5,10 @@
 const prefix = document.body.dataset.prefix || "";
 const price = document.body.dataset.price === "" ? null : +document.body.dataset.price;
 const currency = document.body.dataset.currency || "";
+// Channel prefixes with a meaning, from the hub's vocabulary (telemetry/series.py) rather than spelt here.
+const OUTLET = document.body.dataset.outletPrefix;
+const FORMULA = document.body.dataset.formulaPrefix;
+const ENERGY_DAY = document.body.dataset.energyDayPrefix;
 const RAW_MAX_SPAN_MS = 2 * 3600000;  // up to two hours on screen: raw points; beyond: buckets
 const MAX_LIVE_POINTS = 20000;
 const COLORS = d3.schemeTableau10;
@@ -133,8 +137,8 @@ function show(ids, title) {
 function siteTotals(series) {
   // A site's total: the series that are neither outlets nor a mapped machine's own source (those are inside
   // a PDU total or a meter already) nor a formula's result: meters and PDU totals.
-  const bySite = d3.rollup(series.filter((s) => s.last && !s.channel.startsWith("outlet-") && !s.machine
-    && !s.channel.startsWith("formula-")),
+  const bySite = d3.rollup(series.filter((s) => s.last && !s.channel.startsWith(OUTLET) && !s.machine
+    && !s.channel.startsWith(FORMULA)),
     (v) => d3.sum(v, (s) => s.last.w ?? 0), (s) => s.site);
   const totals = d3.select("#totals").selectAll("span.total").data([...bySite], (d) => d[0]).join((enter) => {
     const t = enter.append("span").attr("class", "total");
@@ -152,8 +156,8 @@ async function refreshOverview() {
   const series = all.filter((s) => s.unit === "W");
   state.all = series;
   // The energy formula's daily totals, beside the power series they come from.
-  const daily = new Map(all.filter((s) => s.channel.startsWith("energy-day-") && s.last)
-    .map((s) => [`${s.site}.${s.device}.${s.channel.slice("energy-day-".length)}`, s.last]));
+  const daily = new Map(all.filter((s) => s.channel.startsWith(ENERGY_DAY) && s.last)
+    .map((s) => [`${s.site}.${s.device}.${s.channel.slice(ENERGY_DAY.length)}`, s.last]));
   siteTotals(series);
   const rows = d3.select("#overview tbody").selectAll("tr").data(series, (s) => s.id).join((enter) => {
     const tr = enter.append("tr");
