@@ -196,6 +196,18 @@ def cmd_token(_doc: dict[str, Any], _args: argparse.Namespace) -> None:
     print(f'config line:  tokens = ["{hashed}"]   # under [web]')
 
 
+def cmd_sample_config(_doc: dict[str, Any], args: argparse.Namespace) -> None:
+    from edge_agent.readers import BUILTIN
+    from edge_agent.readers.samples import sample_config
+
+    if args.kind is not None:
+        sys.stdout.write(sample_config(args.kind))
+        return
+    for kind in sorted(BUILTIN):  # each sample's first sentence says what the reader reads
+        head = " ".join(line.removeprefix("# ") for line in sample_config(kind).split("\n\n")[0].splitlines())
+        print(head.split(". ")[0].rstrip("."))
+
+
 def cmd_demo(doc: dict[str, Any], args: argparse.Namespace) -> None:
     from powerhub_demo import run_demo
 
@@ -213,6 +225,7 @@ COMMANDS: dict[str, tuple[Callable[[dict[str, Any], argparse.Namespace], None], 
     "mqtt-acl": (cmd_mqtt_acl, "write Mosquitto's password and ACL files from [inventory]"),
     "token": (cmd_token, "make a new API token and the hash for web.tokens"),
     "demo": (cmd_demo, "the whole system in one process: broker, simulated meters, hub, web"),
+    "sample-config": (cmd_sample_config, "print a reader kind's sample config, its defaults commented"),
 }
 
 
@@ -240,7 +253,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
-        sp.add_argument("--config", metavar="FILE", required=name not in ("demo", "token"), help="TOML config file")
+        sp.add_argument("--config", metavar="FILE", required=name not in ("demo", "token", "sample-config"),
+                        help="TOML config file")
         sp.add_argument("--print-config", action="store_true", help="print the config with secrets hidden, and exit")
         if name == "agent":
             sp.add_argument(
@@ -270,6 +284,8 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--to", type=int, help="Unix ms, exclusive (default: now)")
         if name == "mqtt-acl":
             sp.add_argument("--out", required=True, metavar="DIR", help="directory for `passwd` and `acl`")
+        if name == "sample-config":
+            sp.add_argument("kind", nargs="?", help="a reader kind; without one, the kinds are listed")
         if name == "demo":
             sp.add_argument("--port", type=int, default=8080, help="web port on 127.0.0.1 (default 8080)")
             sp.add_argument("--var", default="var", help="directory for the demo's store and outbox (default ./var)")

@@ -6,10 +6,12 @@ misspelt key fails at start-up with its path (`agent.readers[2].community: ...`)
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
+import threading
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +21,14 @@ from telemetry.errors import PowerhubError
 from telemetry.names import NameError_, check_name
 
 T = TypeVar("T")
-_REQUIRED: Any = object()
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
 
 
 class ConfigError(PowerhubError, ValueError):
@@ -39,6 +48,21 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+_recorders = threading.local()
+
+
+@contextlib.contextmanager
+def recording_defaults() -> Iterator[dict[str, Any]]:
+    """Every key the parsers read in this thread, by its path, with its default (`REQUIRED` for a required key):
+    the defaults as the code declares them, once, for the checks that docs and Ansible's defaults agree with them."""
+    found: dict[str, Any] = {}
+    _recorders.found = found
+    try:
+        yield found
+    finally:
+        _recorders.found = None
+
+
 class Section:
     def __init__(self, data: dict[str, Any] | None, path: str) -> None:
         self.data = dict(data or {})
@@ -56,8 +80,11 @@ class Section:
 
     def _get(self, key: str, default: Any, types: tuple[type, ...], type_name: str) -> Any:
         self._seen.add(key)
+        found = getattr(_recorders, "found", None)
+        if found is not None:
+            found[self.key_path(key)] = default
         if key not in self.data:
-            if default is _REQUIRED:
+            if default is REQUIRED:
                 raise self.error(key, "required")
             return default
         value = self.data[key]
@@ -77,35 +104,35 @@ class Section:
             raise self.error(key, f"must be host:port (port 0: any free port), not {listen!r}")
         return host.strip("[]"), int(port)
 
-    def string(self, key: str, default: Any = _REQUIRED, choices: tuple[str, ...] = ()) -> Any:
+    def string(self, key: str, default: Any = REQUIRED, choices: tuple[str, ...] = ()) -> Any:
         value = self._get(key, default, (str,), "a string")
         if choices and value is not None and value not in choices:
             raise self.error(key, f"must be one of {', '.join(map(repr, choices))}, not {value!r}")
         return value
 
-    def name(self, key: str, default: Any = _REQUIRED) -> str:
+    def name(self, key: str, default: Any = REQUIRED) -> str:
         value = self.string(key, default)
         try:
             return check_name(key, value)
         except NameError_ as exc:
             raise self.error(key, str(exc)) from None
 
-    def integer(self, key: str, default: Any = _REQUIRED, min_value: int | None = None) -> Any:
+    def integer(self, key: str, default: Any = REQUIRED, min_value: int | None = None) -> Any:
         value = self._get(key, default, (int,), "an integer")
         if min_value is not None and value is not None and value < min_value:
             raise self.error(key, f"must be at least {min_value}, not {value}")
         return value
 
-    def number(self, key: str, default: Any = _REQUIRED, positive: bool = False) -> Any:
+    def number(self, key: str, default: Any = REQUIRED, positive: bool = False) -> Any:
         value = self._get(key, default, (int, float), "a number")
         if positive and value is not None and not value > 0:
             raise self.error(key, f"must be greater than 0, not {value}")
         return None if value is None else float(value)
 
-    def boolean(self, key: str, default: Any = _REQUIRED) -> Any:
+    def boolean(self, key: str, default: Any = REQUIRED) -> Any:
         return self._get(key, default, (bool,), "true or false")
 
-    def str_list(self, key: str, default: Any = _REQUIRED) -> Any:
+    def str_list(self, key: str, default: Any = REQUIRED) -> Any:
         value = self._get(key, default, (list,), "a list of strings")
         if value is not default and not all(isinstance(v, str) for v in value):
             raise self.error(key, "must be a list of strings")

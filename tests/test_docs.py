@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from edge_agent.config import AgentConfig
 from edge_agent.readers import BUILTIN
+from telemetry.config import recording_defaults
 from tests.peers import secret_file
 
 DOCS = Path(__file__).parent.parent / "docs" / "readers"
@@ -87,3 +93,94 @@ def test_readme_names_every_reader_kind_profile_formula_and_section() -> None:
     assert set(re.findall(r"^\| `(\w+)`", table, re.M)) == set(FORMULAS)
     for section in SECTIONS:
         assert f"[{section}]" in README or f"[[{section}." in README, section
+
+
+# --- every key the code reads is documented, with the code's default ----------------------------------------------
+
+GETTERS = {"string", "name", "integer", "number", "boolean", "str_list", "str_map", "table", "tables", "secret",
+           "private_file", "listen"}
+
+
+def keys_read(module_name: str, seen: set[str] | None = None) -> set[str]:
+    """The literal keys a module reads through `Section`'s getters, and those of the reader modules it imports:
+    found in the source, so keys read only in one branch (SNMPv3, a custom profile) count as well."""
+    seen = seen if seen is not None else set()
+    seen.add(module_name)
+    module = importlib.import_module(module_name)
+    tree = ast.parse(Path(inspect.getsourcefile(module) or "").read_text())
+    keys = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in GETTERS
+                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            keys.add(node.args[0].value)
+        if (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edge_agent.readers.")
+                and node.module != "edge_agent.readers.base" and node.module not in {*BUILTIN.values(), *seen}):
+            keys |= keys_read(node.module, seen)
+    return keys
+
+
+@pytest.mark.parametrize("kind", sorted(BUILTIN))
+def test_every_key_a_reader_reads_is_in_its_sample(kind: str) -> None:
+    text = (DOCS / f"{kind}.toml").read_text()
+    undocumented = sorted(key for key in keys_read(BUILTIN[kind])
+                          if not re.search(rf"(^|[\s{{#]){re.escape(key)}(_file)? *=|\.{re.escape(key)}\]", text, re.M))
+    assert not undocumented, f"docs/readers/{kind}.toml does not show {undocumented}"
+
+
+def code_defaults() -> dict[str, Any]:
+    from hub.config import HubConfig
+    from hub.formulas import FORMULAS
+    from web.config import WebConfig
+
+    machines = {"machines": [{"name": "node17", "site": "lab", "sources": ["pdu-a3.outlet-1"]}]}
+    with recording_defaults() as found:
+        HubConfig.parse({"formulas": {"enabled": sorted(FORMULAS), "reconcile": {"main": {"lab": "meter.power"}}},
+                         "inventory": machines})
+        WebConfig.from_doc({})
+        AgentConfig.parse({"agent": {"site": "lab", "name": "pi", "readers": [{"kind": "host_load", "device": "x"}]}})
+    return {path: default for path, default in found.items() if "readers[" not in path}
+
+
+def test_every_key_of_every_section_is_in_the_readme() -> None:
+    """The README's config blocks name every key (`key = ...`, `` `key` `` or its `[table]`): a key added to a
+    parser and nowhere in the README fails here."""
+    missing = []
+    for path in code_defaults():
+        leaf = path.rsplit(".", 1)[-1]
+        if "." in path and not re.search(rf"(^|[\s`{{#]){re.escape(leaf)} *=|`{re.escape(leaf)}`|\[{re.escape(path)}\]",
+                                         README, re.M):
+            missing.append(path)
+    assert not missing, f"README.md does not document {missing}"
+
+
+# Ansible role variables that are the code's defaults, not deployment choices (those differ on purpose:
+# hub_listen opens the hub's metrics, edge_agent_wait_for_hub assumes a deployed hub, hub_store_url is InfluxDB).
+ANSIBLE_MIRRORS = {
+    ("hub", "hub_mqtt_url"): "mqtt.url", ("hub", "hub_mqtt_root"): "mqtt.root",
+    ("hub", "hub_client_id"): "hub.client_id", ("hub", "hub_formulas"): "formulas.enabled",
+    ("edge_agent", "edge_agent_mqtt_url"): "mqtt.url", ("edge_agent", "edge_agent_mqtt_root"): "mqtt.root",
+    ("edge_agent", "edge_agent_outbox_max_mb"): "agent.outbox_max_mb",
+    ("web", "web_listen"): "web.listen", ("web", "web_allow"): "web.allow",
+    ("web", "web_trusted_proxies"): "web.trusted_proxies", ("web", "web_url_prefix"): "web.url_prefix",
+    ("web", "web_tokens"): "web.tokens", ("mosquitto", "mosquitto_root"): "mqtt.root",
+}
+
+
+def test_ansible_defaults_that_mirror_the_code_agree_with_it() -> None:
+    found = code_defaults()
+    roles = Path(__file__).parent.parent / "ansible" / "roles"
+    for (role, variable), path in ANSIBLE_MIRRORS.items():
+        defaults = yaml.safe_load((roles / role / "defaults" / "main.yml").read_text())
+        assert defaults[variable] == found[path], f"{role}: {variable} is {defaults[variable]!r}, the code's " \
+                                                  f"{path} default is {found[path]!r}"
+
+
+def test_sample_config_prints_each_sample_and_lists_the_kinds(capsys: pytest.CaptureFixture[str]) -> None:
+    from powerhub_cli import main
+
+    assert main(["sample-config", "snmp_pdu"]) == 0
+    assert capsys.readouterr().out == (DOCS / "snmp_pdu.toml").read_text()
+    assert main(["sample-config"]) == 0
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == sorted(BUILTIN)
+    assert main(["sample-config", "snmp-pdu"]) == 2
+    assert "no reader kind 'snmp-pdu'" in capsys.readouterr().err
