@@ -127,8 +127,7 @@ class FormulaRunner:
         with self._mark_lock:
             earliest: dict[tuple[int, SeriesKey], int] = {}
             for i, key, start in expected:
-                if start < earliest.get((i, key), start + 1):
-                    earliest[(i, key)] = start
+                _keep_earliest(earliest, (i, key), start)
             with self._lock:
                 earlier = {w: start for w, start in earliest.items() if start < self._marked.get(w, start + 1)}
             marks = [m for (i, key), start in earlier.items() if (m := self._marker(i, key, float(start)))]
@@ -152,11 +151,9 @@ class FormulaRunner:
             for (i, start), keys in [*self._dirty.items(), *self._computing.items()]:
                 if i in self._marking and start + self.formulas[i].window_ms < now - PENDING_AFTER_MS:
                     for key in keys:
-                        if start < waiting.get((i, key), start + 1):
-                            waiting[(i, key)] = start
+                        _keep_earliest(waiting, (i, key), start)
             for i, key, start in self._incoming:
-                if start < waiting.get((i, key), start + 1):
-                    waiting[(i, key)] = start
+                _keep_earliest(waiting, (i, key), start)
             stale = now - MARK_REFRESH_MS
             changed = {w: start for w, start in waiting.items()
                        if self._marked.get(w) != start or self._marked_at.get(w, 0) < stale}
@@ -297,3 +294,9 @@ class FormulaRunner:
                 self.flush()
             except Exception:  # a formula's bug must not stop the others, nor the hub
                 log.exception("formulas failed; going on")
+
+
+def _keep_earliest(starts: dict[tuple[int, SeriesKey], int], window: tuple[int, SeriesKey], start: int) -> None:
+    """Per (formula, series), the earliest window start seen: where a pending mark must reach back to."""
+    if start < starts.get(window, start + 1):
+        starts[window] = start
