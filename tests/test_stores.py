@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from hub.stores import Store, StoreUnavailable, open_store
-from hub.stores.influx import InfluxStore
+from hub.stores.influx import LATEST_FULL_MS, InfluxStore
 from telemetry import Point, SeriesKey
+from telemetry.timeunits import now_ms
 
 METER = SeriesKey("lab", "mainmeter", "power")
 NODE = SeriesKey("lab", "node17", "power")
@@ -56,10 +57,29 @@ def test_series_lists_every_series_with_its_newest_point(store: Store) -> None:
     store.write([Point(NODE, T0 + 5, 1, {"w": 100.0}), Point(LOAD, T0 + 7, 2, {"value": 0.75})])
     infos = {i.key.id: i for i in store.series()}
     assert set(infos) == {METER.id, NODE.id, LOAD.id}
+    assert store.series_keys() == [i.key for i in store.series()] == sorted([METER, NODE, LOAD], key=str)
     last = infos[METER.id].last
     assert last is not None and last.ts_ms == T0 + 2000 and last.seq == 3
     load_last = infos[LOAD.id].last
     assert load_last is not None and load_last.number == 0.75
+
+
+def test_series_keeps_up_with_new_series_and_newer_points(store: Store) -> None:
+    """The list is kept between calls (InfluxDB: asked whole only every LATEST_FULL_MS): a new series shows at
+    once, also one stamped long ago; so does a newer point; a known series' late point, stamped before the last
+    call, shows by the next whole asking at the latest."""
+    store.write(blinks(3))
+    assert [i.key for i in store.series()] == [METER]
+    store.write([Point(NODE, T0, 1, {"w": 200.0})])  # a new series, stamped long ago
+    assert {i.key: i.last.ts_ms for i in store.series() if i.last} == {METER: T0 + 2000, NODE: T0}
+    now = now_ms()
+    store.write([Point(METER, now, 4, {"w": 5.0})])
+    assert {i.key: i.last.seq for i in store.series() if i.last} == {METER: 4, NODE: 1}
+    store.write([Point(NODE, T0 + 5000, 2, {"w": 201.0})])  # late: stamped before the last call
+    if isinstance(store, InfluxStore):
+        assert store._latest_full_at is not None
+        store._latest_full_at -= LATEST_FULL_MS  # as if LATEST_FULL_MS had passed
+    assert {i.key: i.last.seq for i in store.series() if i.last} == {METER: 4, NODE: 2}
 
 
 def test_unknown_series_reads_empty(store: Store) -> None:

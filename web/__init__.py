@@ -75,7 +75,7 @@ class WebState:
         """Series ids in the store, cached briefly: every data route checks ids against it for its 404."""
         at, ids = self._known
         if refresh or time.monotonic() - at > KNOWN_SERIES_TTL_S:
-            ids = frozenset(info.key.id for info in self.store.series())
+            ids = frozenset(key.id for key in self.store.series_keys())
             self._known = (time.monotonic(), ids)
         return ids
 

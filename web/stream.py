@@ -56,7 +56,7 @@ def stream() -> Response:
         try:
             yield "retry: 3000\n: connected\n\n"
             if after_ts is not None:
-                for key in keys if keys is not None else [i.key for i in st.store.series()]:
+                for key in keys if keys is not None else st.store.series_keys():
                     for p in st.store.points(key, after_ts + 1, END_TS_MS, REPLAY_LIMIT):
                         sent[p.key.id] = p.ts_ms
                         yield sse_event(p)

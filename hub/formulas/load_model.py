@@ -55,8 +55,8 @@ class LoadModel(Formula):
         return measured or key.channel.startswith(LOAD_CPU_PREFIX)
 
     def _cores(self, store: Store, site: str, device: str, a: int, b: int) -> dict[str, dict[int, float]]:
-        groups = [i.key for i in store.series() if i.key.site == site and i.key.device == device
-                  and i.key.channel.startswith(LOAD_CPU_PREFIX)]
+        groups = [k for k in store.series_keys() if k.site == site and k.device == device
+                  and k.channel.startswith(LOAD_CPU_PREFIX)]
         return {k.channel[len(LOAD_CPU_PREFIX):]: grid_means(store, k, a, b, self.step_ms) for k in groups}
 
     def _model(self, store: Store, site: str, machine: str, day: int) -> tuple[float, float, float] | None:

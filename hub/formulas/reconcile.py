@@ -29,8 +29,8 @@ class Reconcile(Formula):
     def _below(self, store: Store, site: str) -> list[SeriesKey]:
         if site in self.below:
             return self.below[site]
-        return [i.key for i in store.series() if i.key.site == site and i.key.measurement == POWER.name
-                and i.key != self.main[site] and not is_derived(i.key) and not is_outlet(i.key.channel)]
+        return [k for k in store.series_keys() if k.site == site and k.measurement == POWER.name
+                and k != self.main[site] and not is_derived(k) and not is_outlet(k.channel)]
 
     def is_input(self, key: SeriesKey) -> bool:
         return key.site in self.main and key.measurement == POWER.name and not is_derived(key)

@@ -242,7 +242,7 @@ class FormulaRunner:
         """Post-mortem: compute every window of `[from_ms, to_ms)` from the stored points. (Replay `energy` after
         the formulas whose power it integrates.)"""
         f = next(f for f in self.formulas if f.name == name)
-        inputs = {info.key for info in self.store.series() if f.is_input(info.key)}
+        inputs = {key for key in self.store.series_keys() if f.is_input(key)}
         written = 0
         day = DAY_MS  # a day at a time: results are written as they come, memory stays flat
         for chunk in range(from_ms // f.window_ms * f.window_ms, to_ms, day):

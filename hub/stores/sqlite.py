@@ -98,18 +98,24 @@ class SqliteStore(Store):
                 raise StoreUnavailable(f"sqlite write: {exc}") from None
 
     def series(self) -> list[SeriesInfo]:
-        out = []
+        # One query: each series' newest row is one seek in the (series, ts) key. A query per series cost 5 s at
+        # 10,000 series (issue 25).
         with self._db() as db:
-            for sid_num, sid in db.execute("SELECT id, sid FROM series ORDER BY sid").fetchall():
-                key = parse_series_id(sid)
-                if not MEASUREMENTS[key.measurement].listed:
-                    continue
-                row = db.execute(
-                    "SELECT ts, seq, w, ms, value, extra FROM points WHERE series = ? ORDER BY ts DESC LIMIT 1",
-                    (sid_num,),
-                ).fetchone()
-                out.append(SeriesInfo(key, _row_to_point(key, *row) if row else None))
+            rows = db.execute(
+                "SELECT s.sid, p.ts, p.seq, p.w, p.ms, p.value, p.extra FROM series s LEFT JOIN points p "
+                "ON p.series = s.id AND p.ts = (SELECT max(ts) FROM points WHERE series = s.id) ORDER BY s.sid"
+            ).fetchall()
+        out = []
+        for sid, *row in rows:
+            key = parse_series_id(sid)
+            if MEASUREMENTS[key.measurement].listed:
+                out.append(SeriesInfo(key, _row_to_point(key, *row) if row[0] is not None else None))
         return out
+
+    def series_keys(self) -> list[SeriesKey]:
+        with self._db() as db:
+            keys = [parse_series_id(sid) for (sid,) in db.execute("SELECT sid FROM series ORDER BY sid")]
+        return [k for k in keys if MEASUREMENTS[k.measurement].listed]
 
     def points(self, key: SeriesKey, from_ms: int, to_ms: int, limit: int, newest: bool = False) -> list[Point]:
         order = "DESC" if newest else "ASC"
