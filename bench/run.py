@@ -23,6 +23,7 @@ import requests
 
 from bench.edge import edge_figures
 from bench.proc import rss_mb
+from bench.series_list import series_list_figures
 from bench.sse import sse_figures
 from edge_agent.outbox import Outbox
 from hub.formulas import FormulaRunner
@@ -332,6 +333,7 @@ def main() -> int:
     ap.add_argument("--drain-points", type=int, default=1_000_000)
     ap.add_argument("--sse-clients", type=int, default=1000)
     ap.add_argument("--sse-seconds", type=float, default=30.0)
+    ap.add_argument("--list-series", type=int, default=10_000)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="powerhub-bench-"))
     (work / "influx").mkdir()
@@ -372,6 +374,7 @@ def main() -> int:
         results.update(history_figures(f"influxdb://127.0.0.1:{influx.port}/benchyear", args.year_points,
                                        influxql_group_by))
         results.update(history_figures(f"sqlite:///{work}/year.sqlite", args.year_points, raw_buckets, "sqlite"))
+        results.update(series_list_figures(work, influx, args.list_series))
         results.update(edge_figures(work, broker))
         results.update(sse_figures(work, broker, args.sse_clients, 10.0, args.sse_seconds))
         results.update(sse_figures(work, broker, args.sse_clients, 10.0, args.sse_seconds, "threads"))

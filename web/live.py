@@ -2,6 +2,10 @@
 
 The web app is its own process; it sees a point as soon as the broker has it, without polling the store. Every
 `/blip` waiter gets the same next point (blipserver's queue semantics), also when points come in quick succession.
+
+It subscribes only to what a client waits for now: the topics of the series streamed or long-polled, or every data
+topic while a stream wants them all (or more than MAX_TOPICS series). With nobody waiting it reads nothing: decoding
+a 10,000-series site's messages for nobody cost the web app 0.3 core (issue 25).
 """
 
 from __future__ import annotations
@@ -12,17 +16,20 @@ import os
 import queue
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import paho.mqtt.client as paho
 
-from telemetry import PayloadError, Point, TopicError, decode_payload, parse_data_topic
+from telemetry import PayloadError, Point, TopicError, decode_payload, parse_data_topic, parse_series_id
 from telemetry.config import MqttConfig
 from telemetry.mqtt import close, connect_async, make_client, survive
+from telemetry.topics import data_topic
 
 log = logging.getLogger(__name__)
 
 LISTENER_QUEUE_POINTS = 10_000
 RECENT_PER_SERIES = 256
+MAX_TOPICS = 1000  # past this many series wanted at once, one subscription to every data topic
 
 
 @dataclass(eq=False)
@@ -41,6 +48,9 @@ class LiveFeed:
         self._listeners: set[Listener] = set()
         self._client: paho.Client | None = None
         self._start_lock = threading.Lock()
+        self._wanted: collections.Counter[str | None] = collections.Counter()  # series id (None: all) -> waiters
+        self._subscribed: set[str] = set()  # the topic filters asked of the broker, again on every connection
+        self._sub_lock = threading.Lock()
 
     def ensure_started(self) -> None:
         """Connect on first use, so an app that never streams never needs a broker."""
@@ -48,8 +58,7 @@ class LiveFeed:
             if self._client is not None or self.mqtt is None:
                 return
             client = make_client(self.mqtt, f"powerhub-web-{os.getpid()}-{id(self):x}")
-            topic = f"{self.mqtt.root}/data/#"
-            client.on_connect = lambda c, *_: c.subscribe(topic, qos=0)
+            client.on_connect = self._on_connect
             client.on_message = survive(self._on_message, log)
             connect_async(client, self.mqtt)
             self._client = client
@@ -58,6 +67,34 @@ class LiveFeed:
         if self._client is not None:
             close(self._client)
             self._client = None
+
+    def _on_connect(self, client: paho.Client, *_: Any) -> None:
+        with self._sub_lock:
+            if self._subscribed:
+                client.subscribe([(t, 0) for t in sorted(self._subscribed)])
+
+    def _want(self, series: frozenset[str] | None, delta: int) -> None:
+        """Count waiters per series, and subscribe to what is wanted now (and from what is not any more)."""
+        with self._cond:
+            for sid in series if series is not None else (None,):
+                self._wanted[sid] += delta
+                if self._wanted[sid] <= 0:
+                    del self._wanted[sid]
+            wanted = set(self._wanted)
+        if self.mqtt is None:
+            return  # no broker (web.live = false): nothing to subscribe to
+        if None in wanted or len(wanted) > MAX_TOPICS:
+            topics = {f"{self.mqtt.root}/data/#"}
+        else:
+            topics = {data_topic(self.mqtt.root, parse_series_id(sid)) for sid in wanted if sid is not None}
+        with self._sub_lock:
+            new, gone = topics - self._subscribed, self._subscribed - topics
+            self._subscribed = topics
+            if self._client is not None and self._client.is_connected():
+                if new:
+                    self._client.subscribe([(t, 0) for t in sorted(new)])
+                if gone:
+                    self._client.unsubscribe(sorted(gone))
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         assert self.mqtt is not None
@@ -91,23 +128,32 @@ class LiveFeed:
         self.ensure_started()
         with self._cond:
             want = self._gen.get(series_id, 0) + 1
-            if not self._cond.wait_for(lambda: self._gen.get(series_id, 0) >= want, timeout_s):
-                return None
-            for gen, p in self._recent[series_id]:
-                if gen == want:
-                    return p
-            return self._recent[series_id][0][1]  # we slept through RECENT_PER_SERIES points: the oldest kept
+        self._want(frozenset([series_id]), 1)
+        try:
+            with self._cond:
+                if not self._cond.wait_for(lambda: self._gen.get(series_id, 0) >= want, timeout_s):
+                    return None
+                for gen, p in self._recent[series_id]:
+                    if gen == want:
+                        return p
+                return self._recent[series_id][0][1]  # we slept through RECENT_PER_SERIES points: the oldest kept
+        finally:
+            self._want(frozenset([series_id]), -1)
 
     def listen(self, series: frozenset[str] | None) -> Listener:
         self.ensure_started()
         listener = Listener(series)
         with self._cond:
             self._listeners.add(listener)
+        self._want(series, 1)
         return listener
 
     def unlisten(self, listener: Listener) -> None:
         with self._cond:
+            if listener not in self._listeners:
+                return  # already gone: dropped for a full queue, then closed
             self._listeners.discard(listener)
+        self._want(listener.series, -1)
 
     @property
     def clients(self) -> int:
