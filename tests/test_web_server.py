@@ -49,11 +49,14 @@ def web(tmp_path: Path, mosquitto: Mosquitto, mqtt_root: str) -> Iterator[tuple[
     assert proc.returncode == 0, log.read_text()[-2000:]
 
 
-def publish(mqtt_cfg: MqttConfig, points: list[Point]) -> None:
+def publish(mqtt_cfg: MqttConfig, points: list[Point], retain: bool = False) -> None:
+    """`retain`: the web app subscribes a moment after its first stream opens, so a point sent once could come
+    before; retained, the broker hands it over when the subscription arrives. (An empty retained message clears it.)"""
     client = make_client(mqtt_cfg, "test-web-server-pub")
     connect_async(client, mqtt_cfg)
     wait_for(client.is_connected, what="the publisher")
-    client.publish(f"{mqtt_cfg.root}/data/lab/mainmeter/power", encode_points(points), qos=1).wait_for_publish(10)
+    payload = encode_points(points) if points else b""
+    client.publish(f"{mqtt_cfg.root}/data/lab/mainmeter/power", payload, qos=1, retain=retain).wait_for_publish(10)
     client.disconnect()
     client.loop_stop()
 
@@ -81,7 +84,7 @@ def test_gevent_server_streams_live_points_to_many_clients(web: tuple[int, str, 
             read_until(sock, b": connected")
         assert "gevent" in log.read_text()
         ts_ms = int(time.time() * 1000)
-        publish(mqtt_cfg, [Point(KEY, ts_ms, 1, {"w": 1234.5, "ms": 2916})])
+        publish(mqtt_cfg, [Point(KEY, ts_ms, 1, {"w": 1234.5, "ms": 2916})], retain=True)
         for sock in streams:
             got = read_until(sock, b"event: point")
             while b"\n\n" not in got.split(b"event: point", 1)[1]:
@@ -90,6 +93,7 @@ def test_gevent_server_streams_live_points_to_many_clients(web: tuple[int, str, 
             assert data["id"] == KEY.id and data["ts"] == ts_ms and data["w"] == 1234.5
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["sse_clients"] == 200
     finally:
+        publish(mqtt_cfg, [], retain=True)
         for sock in streams:
             sock.close()
     # A stream is logged when it ends: the next point's write finds the sockets closed.
