@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import requests
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
@@ -25,6 +26,11 @@ from pysnmp.hlapi.v3arch.asyncio import (
     UdpTransportTarget,
     get_cmd,
 )
+
+from telemetry import Point, SeriesKey, encode_points
+from telemetry.config import MqttConfig
+from telemetry.mqtt import connect_async, make_client
+from telemetry.topics import data_topic
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -324,3 +330,28 @@ def free_port_udp() -> int:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
+
+class Publisher:
+    """A raw MQTT client, as any other program (or a broken one) would publish."""
+
+    def __init__(self, cfg: MqttConfig) -> None:
+        self.cfg = cfg
+        self.client = make_client(cfg, f"raw-{id(self)}")
+        connect_async(self.client, cfg)
+        wait_for(self.client.is_connected, what="the publisher to connect")
+
+    def send(self, sub_topic: str, payload: bytes | str) -> None:
+        self._publish(f"{self.cfg.root}/{sub_topic}", payload)
+
+    def send_points(self, key: SeriesKey, points: list[Point]) -> None:
+        """Points of one series on its data topic, as an agent publishes them."""
+        self._publish(data_topic(self.cfg.root, key), encode_points(points))
+
+    def _publish(self, topic: str, payload: bytes | str) -> None:
+        info = self.client.publish(topic, payload, qos=1)
+        info.wait_for_publish(10)
+        assert info.rc == paho.MQTT_ERR_SUCCESS
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

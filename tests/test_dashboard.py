@@ -19,9 +19,8 @@ from playwright.sync_api import Page, expect
 from hub.stores import open_store
 from telemetry import Point, SeriesKey
 from telemetry.config import MqttConfig, Section
-from tests.peers import wait_for
+from tests.peers import Publisher, wait_for
 from tests.test_demo import chromium_page
-from tests.test_hub import Publisher
 from web import create_app
 from web.server import WebServer
 

@@ -21,8 +21,7 @@ from powerhub_cli import main
 from telemetry import Point, SeriesKey
 from telemetry.config import ConfigError
 from telemetry.metrics import Metrics
-from tests.peers import wait_for
-from tests.test_hub import Publisher
+from tests.peers import Publisher, wait_for
 
 KEY = SeriesKey("lab", "node17", "power")
 HOUR = 3_600_000

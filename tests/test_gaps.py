@@ -22,8 +22,8 @@ from telemetry.config import MqttConfig
 from telemetry.metrics import Metrics
 from telemetry.mqtt import close, connect_async, make_client
 from telemetry.timeunits import now_ms
-from tests.peers import wait_for
-from tests.test_hub import T0, Publisher, start_hub
+from tests.peers import Publisher, wait_for
+from tests.test_hub import T0, start_hub
 from web import create_app
 
 

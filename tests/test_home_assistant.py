@@ -12,9 +12,8 @@ from hub.run import start_hub
 from telemetry.config import MqttConfig
 from telemetry.metrics import Metrics
 from telemetry.mqtt import connect_async, make_client
-from tests.peers import wait_for
+from tests.peers import Publisher, wait_for
 from tests.test_formulas import HOUR, KEY, T0, sampled
-from tests.test_hub import Publisher
 
 
 class Listener:

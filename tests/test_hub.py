@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import paho.mqtt.client as paho
 import pytest
 
 from hub.config import HubConfig
@@ -15,29 +14,10 @@ from telemetry import MAX_PAYLOAD_BYTES, SeriesKey
 from telemetry.config import ConfigError, MqttConfig
 from telemetry.metrics import Metrics
 from telemetry.mqtt import connect_async, make_client
-from tests.peers import wait_for
+from tests.peers import Publisher, wait_for
 
 KEY = SeriesKey("lab", "mainmeter", "power")
 T0 = 1_700_000_000_000
-
-
-class Publisher:
-    """A raw MQTT client, as any other program (or a broken one) would publish."""
-
-    def __init__(self, cfg: MqttConfig) -> None:
-        self.cfg = cfg
-        self.client = make_client(cfg, f"raw-{id(self)}")
-        connect_async(self.client, cfg)
-        wait_for(self.client.is_connected, what="the publisher to connect")
-
-    def send(self, sub_topic: str, payload: bytes | str) -> None:
-        info = self.client.publish(f"{self.cfg.root}/{sub_topic}", payload, qos=1)
-        info.wait_for_publish(10)
-        assert info.rc == paho.MQTT_ERR_SUCCESS
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture

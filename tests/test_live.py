@@ -9,11 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from telemetry import Point, SeriesKey, encode_points
+from telemetry import Point, SeriesKey
 from telemetry.config import MqttConfig
-from telemetry.mqtt import close, connect_async, make_client
 from telemetry.topics import data_topic
-from tests.peers import wait_for
+from tests.peers import Publisher, wait_for
 from web.live import Listener, LiveFeed
 
 A = SeriesKey("lab", "pdu-a3", "outlet-1")
@@ -21,16 +20,15 @@ B = SeriesKey("lab", "pdu-a3", "outlet-2")
 
 
 class Sender:
-    def __init__(self, cfg: MqttConfig) -> None:
-        self.cfg, self.seq = cfg, 0
-        self.client = make_client(cfg, f"live-test-{id(self):x}")
-        connect_async(self.client, cfg)
-        wait_for(self.client.is_connected, 10, "the test's publisher to connect")
+    """Points of one series at a time through the shared raw publisher, numbered so a test can tell the last."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher, self.seq = publisher, 0
 
     def send(self, key: SeriesKey) -> None:
         self.seq += 1
-        payload = encode_points([Point(key, int(time.time() * 1000) + self.seq, self.seq, {"w": 1.0})])
-        self.client.publish(data_topic(self.cfg.root, key), payload, qos=1).wait_for_publish(5)
+        point = Point(key, int(time.time() * 1000) + self.seq, self.seq, {"w": 1.0})
+        self.publisher.send_points(key, [point])
 
 
 @pytest.fixture
@@ -42,9 +40,9 @@ def feed(mqtt_cfg: MqttConfig) -> Iterator[LiveFeed]:
 
 @pytest.fixture
 def sender(mqtt_cfg: MqttConfig) -> Iterator[Sender]:
-    s = Sender(mqtt_cfg)
-    yield s
-    close(s.client)
+    publisher = Publisher(mqtt_cfg)
+    yield Sender(publisher)
+    publisher.close()
 
 
 def receive(listener: Listener, sender: Sender, key: SeriesKey) -> Point:

@@ -21,8 +21,7 @@ from hub.stores import Store
 from telemetry import Point, SeriesKey
 from telemetry.metrics import Metrics
 from telemetry.timeunits import DAY_MS, now_ms
-from tests.peers import wait_for
-from tests.test_hub import Publisher
+from tests.peers import Publisher, wait_for
 from web import create_app
 
 HOUR = 3_600_000
