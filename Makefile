@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := mosquitto mosquitto-clients influxdb chromium python3-venv openipmi libopenipmi-dev ipmitool gcc libfaketime debootstrap
+APT_PACKAGES := mosquitto mosquitto-clients influxdb chromium python3-venv openipmi libopenipmi-dev ipmitool gcc libfaketime debootstrap \
+	prometheus-alertmanager
 # The programs those packages provide, checked first so that a machine that has them needs no apt run.
 APT_PROGRAMS := /usr/sbin/mosquitto /usr/bin/mosquitto_pub /usr/bin/influxd /usr/bin/chromium /usr/bin/ipmi_sim /usr/bin/ipmitool \
-	/usr/bin/gcc /usr/include/OpenIPMI/mcserv.h /usr/sbin/debootstrap
+	/usr/bin/gcc /usr/include/OpenIPMI/mcserv.h /usr/sbin/debootstrap /usr/bin/prometheus-alertmanager
 # libfaketime (the clock-step test) lives under the machine's multiarch directory.
 FAKETIME_LIB := $(firstword $(wildcard /usr/lib/*/faketime/libfaketimeMT.so.1))
 

@@ -10,6 +10,7 @@ the hub sees after it starts, so nothing before it counts as missing.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from telemetry.metrics import Metrics
@@ -104,6 +105,8 @@ class AgentBook:
         self._agents: dict[tuple[str, str], AgentState] = {}
         self._owner: dict[tuple[str, str], str] = {}  # (site, device) -> agent
         self._lock = threading.Lock()
+        # Told of every status: (site, agent, online, since_ms), e.g. the offline alert.
+        self.on_status: Callable[[str, str, bool, int | None], None] | None = None
 
     def _agent(self, site: str, name: str) -> AgentState:
         state = self._agents.get((site, name))
@@ -147,6 +150,8 @@ class AgentBook:
                     self._owner[(site, device)] = name
         if self.metrics:
             self.metrics.set("powerhub_agent_online", 1 if state.online else 0, site=site, agent=name)
+        if self.on_status:
+            self.on_status(site, name, online, state.since)
 
     def agent_of(self, site: str, device: str) -> str | None:
         with self._lock:

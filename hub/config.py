@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from hub.alerts.config import AlertsConfig
 from hub.formulas import FORMULAS, Formula
 from hub.stores import STORES
 from telemetry.config import MqttConfig, Section, state_path
@@ -52,6 +53,7 @@ class HubConfig:
     store: StoreConfig
     formulas: list[Formula] = field(default_factory=list)
     home_assistant: HomeAssistantConfig | None = None
+    alerts: AlertsConfig | None = None  # None: no rule and the built-in ones switched off
 
     @staticmethod
     def parse(doc: dict[str, Any]) -> HubConfig:
@@ -71,6 +73,7 @@ class HubConfig:
             store=StoreConfig.parse(top.table("store")),
             formulas=parse_formulas(top),
             home_assistant=HomeAssistantConfig.parse(hub.table("home_assistant")),
+            alerts=AlertsConfig.parse(top).or_none(),
         )
         hub.finish()
         return cfg

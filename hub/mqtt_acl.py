@@ -1,6 +1,6 @@
 """`powerhub mqtt-acl`: Mosquitto's password and ACL files from `[inventory]`, so people and the playbook use one
 generator. Each agent may write only its own site's data and its own status, and read the hubs' "subscribed"
-markers; the hub (and the web app, which can share its account) may only read them, and write its marker.
+markers; the hub (and the web app, which can share its account) may only read them, and write its marker and alerts.
 
 The password file is in Mosquitto 2's own format, as `mosquitto_passwd` writes it: `user:$7$101$salt$hash`, PBKDF2
 with SHA-512, 101 iterations, a 12-byte salt and a 64-byte key, both base64.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from telemetry.config import ConfigError, MqttConfig, Section
-from telemetry.topics import hub_filter
+from telemetry.topics import alert_filter, hub_filter, web_filter
 
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default
 SALT_BYTES = 12
@@ -56,9 +56,12 @@ def accounts(doc: dict[str, object]) -> list[Account]:
         password = hub.secret("password", required=True)
         assert password is not None
         # Home Assistant discovery (hub.home_assistant): the hub writes sensor configs and states, reads HA's birth.
+        # Alerts: the hub writes them, the web app (sharing the account) reads them and its own sync probe.
         out.append(Account(hub.string("username", "hub"), password,
-                           write=(hub_filter(root), f"{root}/ha/#", f"{ha_prefix}/sensor/#"),
-                           read=(f"{root}/data/#", f"{root}/status/#", f"{ha_prefix}/status")))
+                           write=(hub_filter(root), f"{root}/ha/#", f"{ha_prefix}/sensor/#", alert_filter(root),
+                                  web_filter(root)),
+                           read=(f"{root}/data/#", f"{root}/status/#", f"{ha_prefix}/status", alert_filter(root),
+                                 web_filter(root))))
         hub.finish()
     names = [a.username for a in out]
     for name in names:

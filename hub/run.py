@@ -34,7 +34,7 @@ def start_hub(cfg: HubConfig, metrics: Metrics, agents: AgentBook | None = None)
     formulas = FormulaRunner(store, cfg.formulas, metrics) if cfg.formulas else None
     ha = (cfg.home_assistant.prefix, cfg.home_assistant.every_s) if cfg.home_assistant else None
     sub = Subscriber(cfg.mqtt, store, metrics, cfg.client_id, cfg.share_group, cfg.batch_points, cfg.batch_age_s,
-                     agents=agents, formulas=formulas, home_assistant=ha)
+                     agents=agents, formulas=formulas, home_assistant=ha, alerts=cfg.alerts)
     sub.start()
     log.info("hub %s subscribing at %s:%d, storing to %s", cfg.client_id, cfg.mqtt.host, cfg.mqtt.port,
              redact_url(cfg.store.url))
@@ -44,7 +44,7 @@ def start_hub(cfg: HubConfig, metrics: Metrics, agents: AgentBook | None = None)
 def run(cfg: HubConfig, stop: threading.Event) -> None:
     metrics = Metrics()
     sub = start_hub(cfg, metrics)
-    http = HubHttp(*cfg.listen, metrics, sub.agents) if cfg.listen else None
+    http = HubHttp(*cfg.listen, metrics, sub.agents, sub.alerts) if cfg.listen else None
     if http:
         http.start()
     tune_gc()

@@ -20,6 +20,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from hub.agents import AgentBook
+from hub.alerts import AlertsConfig, open_engine
 from hub.formulas import FormulaRunner
 from hub.formulas.runner import Expected
 from hub.handoff import Batch, BatchLimits, Handoff, Message
@@ -61,7 +62,8 @@ class Subscriber:
     def __init__(self, mqtt: MqttConfig, store: Store, metrics: Metrics, client_id: str,
                  share_group: str | None = None, batch_points: int = 5000, batch_age_s: float = 0.2,
                  agents: AgentBook | None = None,
-                 formulas: FormulaRunner | None = None, home_assistant: tuple[str, float] | None = None) -> None:
+                 formulas: FormulaRunner | None = None, home_assistant: tuple[str, float] | None = None,
+                 alerts: AlertsConfig | None = None) -> None:
         self.mqtt, self.store, self.metrics = mqtt, store, metrics
         self.agents = agents or AgentBook(metrics, count_gaps=share_group is None)
         self.formulas = formulas
@@ -91,8 +93,18 @@ class Subscriber:
         if home_assistant is not None:
             prefix, every_s = home_assistant
             self.ha = HomeAssistant(self.client, mqtt.root, prefix, every_s, self.agents.agent_of)
-            if formulas is not None:
-                formulas.on_written = self.ha.seen  # formulas' series are sensors too
+        self.alerts = open_engine(alerts, metrics, self.client, mqtt.root) if alerts else None
+        if self.alerts:
+            self.agents.on_status = self.alerts.agent_status
+        if formulas is not None:
+            formulas.on_written = self._derived_written
+
+    def _derived_written(self, points: list[Point]) -> None:
+        """Formulas' series are sensors and alert subjects too."""
+        if self.ha:
+            self.ha.seen(points)
+        if self.alerts:
+            self.alerts.observe(points)
 
     def start(self) -> None:
         for writer in self._writers:
@@ -101,6 +113,8 @@ class Subscriber:
             self.formulas.start()
         if self.ha:
             self.ha.start()
+        if self.alerts:
+            self.alerts.start()
         connect_async(self.client, self.mqtt, persistent=True, receive_maximum=RECEIVE_MAXIMUM)
 
     def stop(self) -> None:
@@ -112,6 +126,8 @@ class Subscriber:
             self.formulas.stop()
         if self.ha:
             self.ha.stop()
+        if self.alerts:
+            self.alerts.stop()  # records what is left; its MQTT notifications wait in its outbox for the next start
         close(self.client)
 
     def healthy(self) -> bool:
@@ -253,6 +269,8 @@ class Subscriber:
                     self.formulas.note(points)
                 if self.ha:
                     self.ha.seen(points)
+                if self.alerts:
+                    self.alerts.observe(points)
                 if logged:
                     log.info("store is back; wrote %d held points", len(points))
                 break

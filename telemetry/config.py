@@ -198,7 +198,7 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
 
 # The top-level sections of a config file: each subcommand reads some and checks every key of those; a section no
 # subcommand knows (`[formula]`, `[stor]`) fails every one of them at start.
-SECTIONS = ("agent", "formulas", "hub", "inventory", "mqtt", "store", "web")
+SECTIONS = ("agent", "alerts", "formulas", "hub", "inventory", "mqtt", "store", "web")
 
 
 def check_sections(doc: dict[str, Any]) -> None:

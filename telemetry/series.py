@@ -37,6 +37,9 @@ LOAD_CPU_PREFIX = "load-cpu-"  # the cores a process group uses
 FORMULA_PREFIX = "formula-"  # a formula's result: formula-power, formula-unmetered, ...
 ENERGY_PREFIX = "energy-"  # the energy formula's kWh: energy-hour-CHANNEL, energy-day-CHANNEL
 ROLLUP_PREFIX = "rollup-"  # the rollup formula's rows (rollup-PERIOD-CHANNEL) and marks (rollup-due-CHANNEL)
+PHASE_PREFIX = "phase-"  # a PDU's input phase or line (SPEC.md section 1): amps in `a`
+BANK_PREFIX = "bank-"  # a PDU's breaker bank or branch circuit: amps in `a`
+CURRENT_FIELD = "a"
 ENERGY_DAY_PREFIX = ENERGY_PREFIX + "day-"
 ENERGY_HOUR_PREFIX = ENERGY_PREFIX + "hour-"
 DERIVED_PREFIXES = (ENERGY_PREFIX, FORMULA_PREFIX, ROLLUP_PREFIX)  # written by formulas, never read as raw input
@@ -48,6 +51,13 @@ def measurement_of(channel: str) -> Measurement:
     if channel.startswith(ROLLUP_PREFIX):
         return ROLLUP
     return ENERGY if channel.startswith(ENERGY_PREFIX) else POWER
+
+
+def main_field(channel: str) -> str:
+    """The field a series is judged by when nothing else is named (an alert rule's default `field`)."""
+    if channel.startswith((PHASE_PREFIX, BANK_PREFIX)):
+        return CURRENT_FIELD
+    return measurement_of(channel).field
 
 
 def unit_of(measurement: str) -> str:

@@ -24,6 +24,24 @@ def status_topic(root: str, site: str, agent: str) -> str:
     return f"{root}/status/{check_name('site', site)}/{check_name('agent', agent)}"
 
 
+def alert_topic(root: str, site: str, rule: str, subject: str) -> str:
+    """`{root}/alert/{site}/{rule}/{subject}`: one retained topic per alert (subject: a series id, an agent)."""
+    return f"{root}/alert/{site}/{rule}/{subject}"
+
+
+def alert_filter(root: str) -> str:
+    return f"{root}/alert/#"
+
+
+def web_topic(root: str, client_id: str) -> str:
+    """A web app's own topic (its alert board's sync probe): nobody else reads it."""
+    return f"{root}/web/{client_id}"
+
+
+def web_filter(root: str) -> str:
+    return f"{root}/web/#"
+
+
 def hub_topic(root: str, client_id: str) -> str:
     return f"{root}/hub/{client_id}"
 

@@ -16,6 +16,15 @@ from telemetry.config import MqttConfig, Section
 from tests.peers import ARTIFACTS, IPMI_EXT_SOURCE, InfluxDB, Mosquitto, Pty
 
 
+@pytest.fixture(autouse=True)
+def state_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """State files a test does not place itself (the hub's alerts.sqlite, say) go to its own temp dir, as under
+    systemd's StateDirectory, never into the checkout nor shared between tests."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("STATE_DIRECTORY", str(state))
+    return state
+
+
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))

@@ -331,6 +331,90 @@ def free_port_udp() -> int:
         return int(s.getsockname()[1])
 
 
+class Receiver:
+    """An HTTP endpoint that records the JSON POSTed to it: the stand-in for a chat or paging service behind
+    Alertmanager, and for any webhook. `fail` makes it answer 503 (a receiver that is down)."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received: list[Any] = []
+        received, owner = self.received, self
+        self.fail = False
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = 503 if owner.fail else 200
+                if not owner.fail:
+                    received.append(json.loads(body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Alertmanager:
+    """A real Prometheus Alertmanager on a loopback port (no cluster gossip), grouping per alert and waiting 1 s
+    instead of 30, with one webhook receiver that records what it would page (`send_resolved`)."""
+
+    BINARY = "/usr/bin/prometheus-alertmanager"
+
+    def __init__(self, workdir: Path, receiver_url: str, port: int | None = None) -> None:
+        self.workdir, self.port = workdir, port or free_port()
+        self.conf = workdir / "alertmanager.yml"
+        self.conf.write_text(
+            "route:\n  receiver: pager\n  group_by: [alertname, site, subject]\n"
+            "  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n"
+            f"receivers:\n  - name: pager\n    webhook_configs:\n      - url: {receiver_url}\n"
+            "        send_resolved: true\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.workdir / "alertmanager.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [self.BINARY, f"--config.file={self.conf}", f"--storage.path={self.workdir}/data",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
+                stdout=subprocess.DEVNULL, stderr=log)
+        wait_for(self._ready, 15, "Alertmanager to be ready")
+
+    def _ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """What Alertmanager holds as active now (firing, not silenced)."""
+        resp = requests.get(f"{self.url}/api/v2/alerts", params={"active": "true"}, timeout=5)
+        resp.raise_for_status()
+        return list(resp.json())
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
 class Publisher:
     """A raw MQTT client, as any other program (or a broken one) would publish."""
 

@@ -15,6 +15,7 @@ from hub.config import StoreConfig
 from hub.stores import Store, open_store
 from telemetry.config import MqttConfig, Section
 from telemetry.metrics import Metrics
+from web.alerts import AlertBoard
 from web.config import WebConfig
 from web.live import LiveFeed
 
@@ -58,6 +59,7 @@ class WebState:
     store_config: StoreConfig
     live: LiveFeed
     metrics: Metrics
+    alerts: AlertBoard
     agents_source: AgentsSource | None = None
     _store: Store | None = None
     _known: tuple[float, frozenset[str]] = (0.0, frozenset())
@@ -118,7 +120,8 @@ def create_app(doc: dict[str, Any] | None = None, metrics: Metrics | None = None
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if agents is None and web_cfg.hub_url:
         agents = hub_agents(web_cfg.hub_url)
-    app.extensions["powerhub"] = WebState(web_cfg, store_cfg, LiveFeed(mqtt_cfg), metrics or Metrics(), agents)
+    app.extensions["powerhub"] = WebState(web_cfg, store_cfg, LiveFeed(mqtt_cfg), metrics or Metrics(),
+                                          AlertBoard(mqtt_cfg), agents)
     errors.install(app)
     app.before_request(_check_access)
     for module in (api, stream, export, blip, dashboard, openapi):

@@ -1,4 +1,4 @@
-"""`/api/v1/series`, `/points`, `/history`, and `/healthz`, `/metrics` (SPEC.md section 4)."""
+"""`/api/v1/series`, `/points`, `/history`, `/api/v1/alerts`, and `/healthz`, `/metrics` (SPEC.md sections 4, 7)."""
 
 from __future__ import annotations
 
@@ -167,6 +167,18 @@ def _local_days(key: SeriesKey, from_ms: int, to_ms: int, days: int, tz: ZoneInf
             out.append({**bucket_json(bucket, hi - lo), "ts": a})
         start = end
     return out
+
+
+@bp.get("/api/v1/alerts")
+def alerts() -> Response:
+    """What fires now, from the hubs' retained alert topics (web.alerts)."""
+    board = state().alerts
+    if board.mqtt is None:
+        return jsonify([])  # no broker (web.live = false): no alerts to read
+    try:
+        return jsonify(board.firing())
+    except TimeoutError as exc:
+        abort_json(503, f"alerts unavailable: {exc}")
 
 
 @bp.get("/healthz")

@@ -90,6 +90,16 @@ def document() -> dict[str, Any]:
                        "max_w": {"type": "number"}, "count": {"type": "integer"},
                        "wh": {"type": "number", "nullable": True}},
     }
+    alert_item = {
+        "type": "object",
+        "required": ["rule", "site", "subject", "state", "since", "severity", "summary", "value", "limit"],
+        "properties": {
+            "rule": {"type": "string"}, "site": {"type": "string"}, "subject": {"type": "string"},
+            "state": {"type": "string", "enum": ["firing"]}, "since": {"type": "integer"},
+            "severity": {"type": "string", "enum": ["warning", "critical"]}, "summary": {"type": "string"},
+            "value": {"type": "number", "nullable": True}, "limit": {"type": "number", "nullable": True},
+        },
+    }
     paths: dict[str, Any] = {
         "/api/v1/series": _get("every series with its newest point", [],
                                _json_response("series", {"type": "array", "items": series_item}), errors=False),
@@ -112,6 +122,9 @@ def document() -> dict[str, Any]:
                            {"name": "format", "in": "query", "schema": {"type": "string", "enum": list(FORMATS)}},
                            {"name": "tz", "in": "query", "description": "IANA time zone of `date`, and of "
                             "powergraph-daily's times (default UTC)", "schema": {"type": "string"}}]}},
+        "/api/v1/alerts": {"get": {"summary": "the alerts firing now", "responses": {
+            "200": _json_response("alerts", {"type": "array", "items": alert_item}),
+            "503": {"$ref": "#/components/responses/Unavailable"}}}},
         "/healthz": {"get": {"summary": "store reachable?", "responses": {
             "200": _json_response("ok", {"type": "object", "required": ["ok"]}),
             "503": {"$ref": "#/components/responses/Unavailable"}}}},

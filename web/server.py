@@ -63,6 +63,7 @@ class Server:
     def stop(self) -> None:
         with self.app.app_context():
             state().live.stop()
+            state().alerts.stop()
 
     def answers(self, timeout_s: float = 5.0) -> bool:
         """For systemd's watchdog: the server still answers HTTP (any status: a store that is down is not ours to fix

@@ -1,0 +1,159 @@
+"""`[alerts]`: where alerts go, the threshold rules (SPEC.md section 7) and the built-in rules' settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import os
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from telemetry.config import Section, state_path
+
+FIELDS = ("w", "a", "va", "value")
+SEVERITIES = ("warning", "critical")
+# A rule holds until the value is this far back inside its limit, so a value hovering at the line does not flap.
+HYSTERESIS_FRACTION = 0.05
+# A transition on a point older than this (a backlog from an outbox) goes into the history, not to a pager.
+NOTIFY_WITHIN_S = 300.0
+STALE = "stale"
+OFFLINE = "offline"
+BUILTIN_RULES = (STALE, OFFLINE)
+_SERIES_GLOB = re.compile(r"^[a-z0-9_\-*?\[\]!]+\.[a-z0-9_\-*?\[\]!]+\.[a-z0-9_\-*?\[\]!]+$")
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    name: str
+    series: str  # a glob over series ids
+    field: str | None  # None: the series' main value
+    above: float | None
+    below: float | None
+    clear_at: float  # back past this, the alert resolves
+    for_s: float
+    severity: str
+    _match: re.Pattern[str] = dataclasses.field(repr=False, compare=False, default=re.compile(""))
+
+    @property
+    def limit(self) -> float:
+        return self.above if self.above is not None else self.below  # type: ignore[return-value]
+
+    def matches(self, series_id: str) -> bool:
+        return self._match.match(series_id) is not None
+
+    def breached(self, value: float) -> bool:
+        return value > self.above if self.above is not None else value < self.limit
+
+    def cleared(self, value: float) -> bool:
+        return value <= self.clear_at if self.above is not None else value >= self.clear_at
+
+    @staticmethod
+    def parse(sec: Section, reserved: tuple[str, ...]) -> ThresholdRule:
+        name = sec.name("name")
+        if name in reserved:
+            raise sec.error("name", f"{name!r} is a built-in rule's name (set it up in [alerts.{name}])")
+        series = sec.string("series")
+        if not _SERIES_GLOB.match(series):
+            raise sec.error("series", f"must be a glob over site.device.channel ids (e.g. 'lab.pdu-*.outlet-*'), "
+                                      f"not {series!r}: it could never match a series")
+        field_ = sec.string("field", None, choices=FIELDS)
+        above, below = sec.number("above", None), sec.number("below", None)
+        if (above is None) == (below is None):
+            raise sec.error("above", "give exactly one of above and below")
+        limit = above if above is not None else below
+        assert limit is not None
+        default_clear = limit - HYSTERESIS_FRACTION * abs(limit) * (1 if above is not None else -1)
+        clear_at = sec.number("clear_at", default_clear)
+        if (above is not None and clear_at > above) or (below is not None and clear_at < below):
+            raise sec.error("clear_at", f"must be on the normal side of the limit {limit:g}, not {clear_at:g}")
+        rule = ThresholdRule(name, series, field_, above, below, clear_at,
+                             sec.number("for_s", 0.0), sec.string("severity", "warning", choices=SEVERITIES),
+                             re.compile(fnmatch.translate(series)))
+        if rule.for_s < 0:
+            raise sec.error("for_s", f"must be 0 or more, not {rule.for_s:g}")
+        sec.finish()
+        return rule
+
+
+@dataclass(frozen=True)
+class StaleConfig:
+    """A measured series that has not reported for `intervals` of its usual interval (and at least `min_s`)."""
+
+    enabled: bool
+    intervals: float
+    min_s: float
+    severity: str
+
+    @staticmethod
+    def parse(sec: Section) -> StaleConfig:
+        cfg = StaleConfig(sec.boolean("enabled", True), sec.number("intervals", 5.0, positive=True),
+                          sec.number("min_s", 30.0, positive=True),
+                          sec.string("severity", "warning", choices=SEVERITIES))
+        sec.finish()
+        return cfg
+
+
+@dataclass(frozen=True)
+class OfflineConfig:
+    """An agent whose retained status says offline (its last will) for `for_s`."""
+
+    enabled: bool
+    for_s: float
+    severity: str
+
+    @staticmethod
+    def parse(sec: Section) -> OfflineConfig:
+        cfg = OfflineConfig(sec.boolean("enabled", True), sec.number("for_s", 60.0),
+                            sec.string("severity", "critical", choices=SEVERITIES))
+        if cfg.for_s < 0:
+            raise sec.error("for_s", f"must be 0 or more, not {cfg.for_s:g}")
+        sec.finish()
+        return cfg
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    alertmanager_url: str | None
+    webhook_url: str | None
+    rules: list[ThresholdRule]
+    stale: StaleConfig
+    offline: OfflineConfig
+    state_file: str
+    notify_within_s: float
+    retry_max_s: float
+    queue_max: int
+
+    @staticmethod
+    def parse(top: Section) -> AlertsConfig:
+        sec = top.table("alerts")
+        rules = [ThresholdRule.parse(r, BUILTIN_RULES) for r in sec.tables("rules")]
+        seen: set[str] = set()
+        for i, rule in enumerate(rules):
+            if rule.name in seen:
+                raise sec.error(f"rules[{i}].name", f"{rule.name!r} is already the name of another rule")
+            seen.add(rule.name)
+        cfg = AlertsConfig(
+            alertmanager_url=_http_url(sec, "alertmanager_url"),
+            webhook_url=_http_url(sec, "webhook_url"),
+            rules=rules,
+            stale=StaleConfig.parse(sec.table(STALE)),
+            offline=OfflineConfig.parse(sec.table(OFFLINE)),
+            state_file=sec.string("state_file", os.path.abspath(state_path("alerts.sqlite"))),
+            notify_within_s=sec.number("notify_within_s", NOTIFY_WITHIN_S, positive=True),
+            retry_max_s=sec.number("retry_max_s", 60.0, positive=True),
+            queue_max=sec.integer("queue_max", 10_000, min_value=1),
+        )
+        sec.finish()
+        return cfg
+
+    def or_none(self) -> AlertsConfig | None:
+        """None when there is nothing to judge: no rule and the built-in rules switched off."""
+        return self if self.rules or self.stale.enabled or self.offline.enabled else None
+
+
+def _http_url(sec: Section, key: str) -> str | None:
+    url = sec.string(key, None)
+    if url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+        raise sec.error(key, f"must be an http:// or https:// URL, not {url!r}")
+    return url

@@ -1,0 +1,257 @@
+"""The alert engine: judges every stored point against the rules, watches for series gone quiet and agents gone
+offline, records each change (`hub.alerts.db`) and hands it to the couriers.
+
+`observe` runs in the hub's writer threads right after a batch is stored (and after formulas write theirs), so it
+does only memory work: which rules a series falls under is worked out once per series, and a point under no rule
+costs a dict lookup and the stale rule's bookkeeping. Recording and notifying happen in the engine's own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from hub.alerts.config import OFFLINE, STALE, AlertsConfig, ThresholdRule
+from hub.alerts.db import AlertDb
+from hub.alerts.notifiers import Courier, Notifier
+from hub.alerts.state import FIRING, PENDING, RESOLVED, Alert, Change, judge
+from telemetry import Point, SeriesKey
+from telemetry.metrics import Metrics
+from telemetry.series import is_derived_channel, main_field
+from telemetry.timeunits import now_ms as clock_ms
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0  # how often quiet series and offline agents are looked at
+SAVE_SERIES_S = 60.0
+INTERVAL_WEIGHT = 0.2  # how fast a series' usual interval follows a change of its rate
+
+
+@dataclass
+class Seen:
+    """A measured series' newest point and usual interval between points (an average that a gap barely moves)."""
+
+    last_ts: int
+    interval_ms: float | None = None
+
+    def point(self, ts_ms: int) -> None:
+        delta = ts_ms - self.last_ts
+        if delta <= 0:
+            return
+        if self.interval_ms is None:
+            self.interval_ms = float(delta)
+        else:
+            self.interval_ms += INTERVAL_WEIGHT * (min(delta, 4 * self.interval_ms) - self.interval_ms)
+        self.last_ts = ts_ms
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A series and the rules it falls under, with the field each judges."""
+
+    rules: tuple[tuple[ThresholdRule, str], ...]
+    stale: bool
+
+
+class AlertEngine:
+    def __init__(self, cfg: AlertsConfig, metrics: Metrics, notifiers: list[Notifier],
+                 now_ms: Callable[[], int] = clock_ms) -> None:
+        self.cfg, self.metrics, self.now_ms = cfg, metrics, now_ms
+        self.db = AlertDb(cfg.state_file)
+        self.notifiers = notifiers
+        self.couriers = [Courier(n, self.db, metrics, cfg.retry_max_s, cfg.queue_max, self.notified_firing)
+                         for n in notifiers]
+        self._lock = threading.Lock()
+        self._alerts: dict[tuple[str, str, str], Alert] = {a.key: a for a in self.db.active()}
+        self._watched: dict[SeriesKey, Watched] = {}
+        self._seen: dict[str, Seen] = {sid: Seen(ts, iv) for sid, ts, iv in self.db.load_series()}
+        self._agents: dict[tuple[str, str], tuple[bool, int]] = {}  # (site, agent) -> (online, since)
+        self._changes: queue.Queue[Change] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="alerts", daemon=True)
+        self.notify_within_ms = int(cfg.notify_within_s * 1000)
+        for alert in self._alerts.values():
+            self.metrics.set("powerhub_alerts_firing", self._count(alert.rule), rule=alert.rule)
+
+    # --- fed by the hub -------------------------------------------------------------------------------------------
+
+    def observe(self, points: list[Point]) -> None:
+        """Points just stored (measured or derived)."""
+        now = self.now_ms()
+        changes: list[Change] = []
+        with self._lock:
+            last_key, watched = None, None
+            for p in points:
+                if p.key is not last_key:
+                    last_key, watched = p.key, self._watched.get(p.key) or self._watch(p.key)
+                assert watched is not None
+                if watched.stale:
+                    seen = self._seen.get(p.key.id)
+                    if seen is None:
+                        self._seen[p.key.id] = Seen(p.ts_ms)
+                    else:
+                        seen.point(p.ts_ms)
+                for rule, field in watched.rules:
+                    value = p.fields.get(field)
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        self._judge(rule, p.key, field, p.ts_ms, float(value), now, changes)
+        for change in changes:
+            self._changes.put(change)
+
+    def agent_status(self, site: str, agent: str, online: bool, since_ms: int | None) -> None:
+        with self._lock:
+            self._agents[(site, agent)] = (online, since_ms if since_ms is not None else self.now_ms())
+        self._tick_agents()
+
+    def firing(self) -> list[dict[str, object]]:
+        with self._lock:
+            return [a.to_json() for a in self._alerts.values() if a.state == FIRING]
+
+    def notified_firing(self) -> list[dict[str, object]]:
+        """What the notifiers were told fires and still does (for Alertmanager's refresh)."""
+        with self._lock:
+            return [a.to_json() for a in self._alerts.values() if a.state == FIRING and a.notified]
+
+    def history(self, subject: str | None = None, limit: int = 1000) -> list[dict[str, object]]:
+        return self.db.history(subject, limit)
+
+    # --- the rules ------------------------------------------------------------------------------------------------
+
+    def _watch(self, key: SeriesKey) -> Watched:
+        sid = key.id
+        rules = tuple((r, r.field or main_field(key.channel)) for r in self.cfg.rules if r.matches(sid))
+        watched = Watched(rules, self.cfg.stale.enabled and not is_derived_channel(key.channel))
+        self._watched[key] = watched
+        return watched
+
+    def _judge(self, rule: ThresholdRule, key: SeriesKey, field: str, ts_ms: int, value: float, now: int,
+               changes: list[Change]) -> None:
+        ident = (rule.name, key.site, key.id)
+        before = self._alerts.get(ident)
+        after, change = judge(rule, before, key.site, key.id, field, ts_ms, value, now, self.notify_within_ms)
+        if after is None:
+            self._alerts.pop(ident, None)
+        else:
+            self._alerts[ident] = after
+        if change is not None:
+            changes.append(change)
+
+    def _set(self, alert: Alert | None, ident: tuple[str, str, str], change: Change) -> None:
+        """Under the lock: the built-in rules' changes."""
+        if alert is None:
+            self._alerts.pop(ident, None)
+        else:
+            self._alerts[ident] = alert
+        self._changes.put(change)
+
+    def _tick_stale(self, now: int) -> None:
+        cfg = self.cfg.stale
+        if not cfg.enabled:
+            return
+        min_ms = cfg.min_s * 1000
+        with self._lock:
+            for sid, seen in self._seen.items():
+                if seen.interval_ms is None:
+                    continue  # one point: no usual interval to judge by yet
+                quiet_ms = now - seen.last_ts
+                ident = (STALE, sid.split(".", 1)[0], sid)
+                alert = self._alerts.get(ident)
+                allowed_ms = max(cfg.intervals * seen.interval_ms, min_ms)
+                if alert is None and quiet_ms > allowed_ms:
+                    summary = (f"{sid} has not reported for {quiet_ms / 1000:.0f} s "
+                               f"(usually every {seen.interval_ms / 1000:.3g} s)")
+                    fired = Alert(STALE, ident[1], sid, FIRING, seen.last_ts, now, cfg.severity, summary,
+                                  quiet_ms / 1000, allowed_ms / 1000, notified=True)
+                    self._set(fired, ident, Change(fired, notify=True))
+                elif alert is not None and quiet_ms <= allowed_ms:
+                    resolved = replace(alert, state=RESOLVED, ts_ms=now, value=quiet_ms / 1000)
+                    self._set(None, ident, Change(resolved, notify=alert.notified))
+
+    def _tick_agents(self) -> None:
+        cfg = self.cfg.offline
+        if not cfg.enabled:
+            return
+        now = self.now_ms()
+        with self._lock:
+            for (site, agent), (online, since) in self._agents.items():
+                ident = (OFFLINE, site, agent)
+                alert = self._alerts.get(ident)
+                if not online and alert is None and now - since >= cfg.for_s * 1000:
+                    at = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(since / 1000))
+                    summary = f"agent {site}/{agent} is offline since {at}"
+                    fired = Alert(OFFLINE, site, agent, FIRING, since, now, cfg.severity, summary, None, None,
+                                  notified=True)
+                    self._set(fired, ident, Change(fired, notify=True))
+                elif online and alert is not None:
+                    resolved = replace(alert, state=RESOLVED, ts_ms=since)
+                    self._set(None, ident, Change(resolved, notify=alert.notified))
+
+    # --- recording and notifying ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for courier in self.couriers:
+            courier.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._record_all()
+        self._save_series()
+        for courier in self.couriers:
+            courier.stop()
+        self.db.close()
+
+    def _loop(self) -> None:
+        next_tick = next_save = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                change = self._changes.get(timeout=max(0.0, next_tick - time.monotonic()))
+                self._record(change)
+                self._record_all()
+            except queue.Empty:
+                pass
+            except Exception:  # a bug here must not stop the hub from storing
+                log.exception("alerts: recording a change failed; going on")
+            mono = time.monotonic()
+            if mono >= next_tick:
+                next_tick = mono + TICK_S
+                self._tick_stale(self.now_ms())
+                self._tick_agents()
+            if mono >= next_save:
+                next_save = mono + SAVE_SERIES_S
+                self._save_series()
+
+    def _record_all(self) -> None:
+        while True:
+            try:
+                self._record(self._changes.get_nowait())
+            except queue.Empty:
+                return
+
+    def _record(self, change: Change) -> None:
+        alert = change.alert
+        to = [n.name for n in self.notifiers] if change.notify else []
+        self.db.record(alert, to)
+        if alert.state != PENDING:
+            self.metrics.inc("powerhub_alerts_total", rule=alert.rule, state=alert.state)
+            log.log(logging.WARNING if alert.state == FIRING else logging.INFO, "alert %s %s: %s%s",
+                    alert.rule, alert.state, alert.summary, "" if change.notify else " (not notified: in the past)")
+        with self._lock:
+            count = self._count(alert.rule)
+        self.metrics.set("powerhub_alerts_firing", count, rule=alert.rule)
+        for courier in self.couriers:
+            if courier.notifier.name in to:
+                courier.wake()
+
+    def _count(self, rule: str) -> int:
+        return sum(1 for a in self._alerts.values() if a.rule == rule and a.state == FIRING)
+
+    def _save_series(self) -> None:
+        with self._lock:
+            rows = [(sid, s.last_ts, s.interval_ms) for sid, s in self._seen.items()]
+        self.db.save_series(rows)

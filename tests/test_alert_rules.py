@@ -1,0 +1,123 @@
+"""The alert rules as pure logic: thresholds with for_s and hysteresis, late points, and the config's errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hub.alerts.config import AlertsConfig, ThresholdRule
+from hub.alerts.state import FIRING, PENDING, RESOLVED, Alert, Change, judge
+from hub.config import HubConfig
+from telemetry.config import ConfigError, Section
+
+NOW = 1_800_000_000_000
+WITHIN = 300_000
+
+
+def rule(**keys: Any) -> ThresholdRule:
+    doc = {"name": "hot", "series": "lab.pdu-*.outlet-*", **keys}
+    return AlertsConfig.parse(Section({"alerts": {"rules": [doc]}}, "")).rules[0]
+
+
+def run(r: ThresholdRule, points: list[tuple[int, float]], now: int = NOW) -> tuple[Alert | None, list[Change]]:
+    alert, changes = None, []
+    for ts, value in points:
+        alert, change = judge(r, alert, "lab", "lab.pdu-a.outlet-1", "w", ts, value, now, WITHIN)
+        if change:
+            changes.append(change)
+    return alert, changes
+
+
+def test_above_fires_at_once_without_for_and_resolves_past_the_hysteresis_band() -> None:
+    r = rule(above=500.0)
+    assert r.clear_at == 475.0  # 5 % inside the limit by default
+    alert, changes = run(r, [(NOW - 5000, 400.0), (NOW - 4000, 510.0), (NOW - 3000, 480.0), (NOW - 2000, 501.0)])
+    assert alert is not None and alert.state == FIRING and alert.since_ms == NOW - 4000 and alert.value == 501.0
+    assert [(c.alert.state, c.notify) for c in changes] == [(FIRING, True)]  # 480 is inside the band: no flap
+    assert changes[0].alert.summary == "lab.pdu-a.outlet-1: w 510 W is above 500 (hot)"
+    alert, changes = run(r, [(NOW - 4000, 510.0), (NOW - 1000, 475.0)])
+    assert alert is None and [(c.alert.state, c.notify, c.alert.value) for c in changes] == [
+        (FIRING, True, 510.0), (RESOLVED, True, 475.0)]
+
+
+def test_below_with_for_fires_only_once_it_held_that_long() -> None:
+    r = rule(below=10.0, for_s=30)
+    assert r.clear_at == 10.5
+    alert, changes = run(r, [(NOW - 60_000, 5.0), (NOW - 40_000, 5.0), (NOW - 35_000, 20.0), (NOW - 30_000, 5.0),
+                             (NOW - 10_000, 5.0)])
+    assert alert is not None and alert.state == PENDING and alert.since_ms == NOW - 30_000  # the 20 W reset it
+    alert, changes = run(r, [(NOW - 30_000, 5.0), (NOW, 9.0)])
+    assert alert is not None and alert.state == FIRING and changes[-1].notify
+    assert "below 10 for 30 s" in alert.summary
+
+
+def test_an_old_overload_from_a_backlog_is_recorded_not_paged() -> None:
+    r = rule(above=500.0)
+    hour_ago = NOW - 3_600_000
+    alert, changes = run(r, [(hour_ago, 600.0), (hour_ago + 1000, 100.0)])
+    assert alert is None and [(c.alert.state, c.notify) for c in changes] == [(FIRING, False), (RESOLVED, False)]
+    # An overload that began in the backlog and still holds now is paged when the present reaches it.
+    alert, changes = run(r, [(hour_ago, 600.0), (NOW - 1000, 650.0), (NOW, 700.0)])
+    assert [(c.alert.state, c.notify) for c in changes] == [(FIRING, False), (FIRING, True)]
+    assert alert is not None and alert.notified and alert.since_ms == hour_ago
+
+
+def test_a_point_older_than_the_last_judged_changes_nothing() -> None:
+    r = rule(above=500.0)
+    alert, changes = run(r, [(NOW - 1000, 600.0), (NOW - 2000, 100.0)])
+    assert alert is not None and alert.state == FIRING and len(changes) == 1
+
+
+def test_a_value_exactly_at_the_limit_does_not_breach() -> None:
+    assert run(rule(above=500.0), [(NOW, 500.0)]) == (None, [])
+    assert run(rule(below=0.0), [(NOW, 0.0)]) == (None, [])
+
+
+def test_glob_matches_series_ids() -> None:
+    r = rule(above=1.0)
+    assert r.matches("lab.pdu-a3.outlet-12") and not r.matches("lab.pdu-a3.total")
+    assert not r.matches("lab2.pdu-a3.outlet-1") and not r.matches("lab.node.outlet-1")
+
+
+@pytest.mark.parametrize(("keys", "error"), [
+    ({"above": 1.0, "field": "watts"}, "alerts.rules[0].field: must be one of 'w', 'a', 'va', 'value'"),
+    ({"above": 1.0, "below": 0.5}, "alerts.rules[0].above: give exactly one of above and below"),
+    ({}, "alerts.rules[0].above: give exactly one of above and below"),
+    ({"above": 1.0, "series": "pdu-*"}, "alerts.rules[0].series: must be a glob over site.device.channel ids"),
+    ({"above": 1.0, "series": "Lab.X.y"}, "alerts.rules[0].series: must be a glob"),
+    ({"above": 1.0, "name": "Hot rule"}, "alerts.rules[0].name: "),
+    ({"above": 1.0, "name": "stale"}, "alerts.rules[0].name: 'stale' is a built-in rule's name"),
+    ({"above": 1.0, "clear_at": 2.0}, "alerts.rules[0].clear_at: must be on the normal side of the limit 1"),
+    ({"below": 1.0, "clear_at": 0.5}, "alerts.rules[0].clear_at: must be on the normal side of the limit 1"),
+    ({"above": 1.0, "for_s": -1}, "alerts.rules[0].for_s: must be 0 or more"),
+    ({"above": 1.0, "severity": "page"}, "alerts.rules[0].severity: must be one of 'warning', 'critical'"),
+    ({"above": 1.0, "abov": 2.0}, "alerts.rules[0].abov: unknown key (did you mean above?)"),
+])
+def test_a_bad_rule_is_a_config_error_with_its_path(keys: dict[str, Any], error: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        rule(**keys)
+    assert str(exc.value).startswith(error)
+
+
+@pytest.mark.parametrize(("doc", "error"), [
+    ({"alerts": {"rules": [{"name": "a", "series": "*.*.*", "above": 1}] * 2}},
+     "alerts.rules[1].name: 'a' is already the name of another rule"),
+    ({"alerts": {"alertmanager_url": "127.0.0.1:9093"}}, "alerts.alertmanager_url: must be an http:// or https://"),
+    ({"alerts": {"stale": {"intervals": 0}}}, "alerts.stale.intervals: must be greater than 0"),
+    ({"alerts": {"offline": {"enabled": "yes"}}}, "alerts.offline.enabled: must be true or false"),
+    ({"alert": {}}, "alert: unknown section (did you mean alerts?)"),
+])
+def test_bad_alerts_settings_are_config_errors(doc: dict[str, Any], error: str) -> None:
+    from telemetry.config import check_sections
+
+    with pytest.raises(ConfigError) as exc:
+        check_sections(doc)
+        HubConfig.parse(doc)
+    assert str(exc.value).startswith(error)
+
+
+def test_alerts_are_off_only_with_no_rule_and_the_built_in_ones_switched_off() -> None:
+    assert HubConfig.parse({}).alerts is not None  # stale and offline are on by default
+    off = {"alerts": {"stale": {"enabled": False}, "offline": {"enabled": False}}}
+    assert HubConfig.parse(off).alerts is None

@@ -1,0 +1,279 @@
+"""Alerts against real peers: a hub on the real Mosquitto judges what it stores, a real Alertmanager receives each
+firing and each resolution (and pages once, through its webhook receiver), the webhook and the MQTT alert topics
+carry the same, and the web app's `/api/v1/alerts` shows what fires, also across a restart of the hub."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import requests
+
+from hub.config import HubConfig
+from hub.run import start_hub
+from hub.subscriber import Subscriber
+from telemetry import Point, SeriesKey
+from telemetry.config import MqttConfig
+from telemetry.metrics import Metrics
+from telemetry.mqtt import close, connect_async, make_client, status_payload
+from telemetry.timeunits import now_ms
+from telemetry.topics import alert_filter, alert_topic, status_topic
+from tests.peers import Alertmanager, Publisher, Receiver, wait_for
+from web import create_app
+
+pytestmark = pytest.mark.peers
+
+OUTLET = SeriesKey("lab", "pdu-a", "outlet-3")
+RULE = {"name": "outlet-hot", "series": "lab.pdu-*.outlet-*", "above": 500.0, "severity": "critical"}
+
+
+@dataclass
+class Site:
+    doc: dict[str, Any]
+    mqtt: MqttConfig
+    am: Alertmanager
+    pager: Receiver  # what Alertmanager pages
+    webhook: Receiver  # what the hub's own webhook gets
+    publisher: Publisher
+    hub: Subscriber | None = None
+    metrics: Metrics | None = None
+
+    def start_hub(self) -> Subscriber:
+        self.metrics = Metrics()
+        self.hub = start_hub(HubConfig.parse(self.doc), self.metrics)
+        wait_for(self.hub.marked.is_set, what="the hub to subscribe")
+        return self.hub
+
+    def stop_hub(self) -> None:
+        if self.hub is not None:
+            self.hub.stop()
+            self.hub.store.close()
+            self.hub = None
+
+    def send(self, watts: float, ts_ms: int | None = None, key: SeriesKey = OUTLET) -> None:
+        ts = ts_ms if ts_ms is not None else now_ms()
+        self.publisher.send_points(key, [Point(key, ts, ts, {"w": watts})])
+
+    def paged(self, status: str) -> list[dict[str, Any]]:
+        """The alerts Alertmanager's receiver was sent with this status, one entry per notification."""
+        return [a for n in self.pager.received for a in n["alerts"] if a["status"] == status]
+
+
+@pytest.fixture
+def site(mqtt_doc: dict[str, Any], mqtt_cfg: MqttConfig, mqtt_root: str, tmp_path: Path) -> Iterator[Site]:
+    pager, webhook = Receiver(), Receiver()
+    am = Alertmanager(tmp_path, pager.url)
+    am.start()
+    doc = {
+        "mqtt": mqtt_doc,
+        "hub": {"client_id": f"hub-{mqtt_root}", "batch_age_s": 0.02},
+        "store": {"url": f"sqlite:///{tmp_path}/points.sqlite"},
+        "alerts": {"alertmanager_url": am.url, "webhook_url": webhook.url, "state_file": str(tmp_path / "a.sqlite"),
+                   "rules": [RULE], "stale": {"min_s": 1.0, "intervals": 3.0}, "offline": {"for_s": 0}},
+    }
+    s = Site(doc, mqtt_cfg, am, pager, webhook, Publisher(mqtt_cfg))
+    yield s
+    s.stop_hub()
+    s.publisher.close()
+    am.stop()
+    pager.stop()
+    webhook.stop()
+
+
+class AlertTopics:
+    """A real MQTT subscriber of `{root}/alert/#`, as Home Assistant or Node-RED would be: the retained messages."""
+
+    def __init__(self, cfg: MqttConfig) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.client = make_client(cfg, f"alert-reader-{id(self)}")
+        self.client.on_connect = lambda c, *_: c.subscribe(alert_filter(cfg.root), 1)
+        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, bytes(m.payload), bool(m.retain)))
+        connect_async(self.client, cfg)
+        wait_for(self.client.is_connected, what="the alert reader to connect")
+
+    def close(self) -> None:
+        close(self.client)
+
+
+def am_alerts(site: Site, name: str) -> list[dict[str, Any]]:
+    return [a for a in site.am.alerts() if a["labels"]["alertname"] == name]
+
+
+def test_a_threshold_fires_and_resolves_at_alertmanager_the_webhook_mqtt_and_the_api(site: Site) -> None:
+    site.start_hub()
+    reader = AlertTopics(site.mqtt)
+    app = create_app(site.doc)
+    try:
+        site.send(400.0)
+        site.send(612.5)
+        held = wait_for(lambda: am_alerts(site, "outlet-hot"), what="the alert at Alertmanager")[0]
+        assert held["labels"] == {"alertname": "outlet-hot", "site": "lab", "subject": "lab.pdu-a.outlet-3",
+                                  "severity": "critical"}
+        assert held["annotations"] == {"summary": "lab.pdu-a.outlet-3: w 612.5 W is above 500 (outlet-hot)",
+                                       "value": "612.5", "limit": "500"}
+        topic = alert_topic(site.mqtt.root, "lab", "outlet-hot", "lab.pdu-a.outlet-3")
+        wait_for(lambda: reader.messages, what="the alert on MQTT")
+        got_topic, payload, _ = reader.messages[0]
+        body = orjson.loads(payload)
+        assert got_topic == topic and body["state"] == "firing" and body["value"] == 612.5 and body["limit"] == 500
+        with app.test_client() as web:
+            firing = web.get("/api/v1/alerts").get_json()
+        assert firing == [{"rule": "outlet-hot", "site": "lab", "subject": "lab.pdu-a.outlet-3", "state": "firing",
+                           "since": body["since"], "severity": "critical", "summary": held["annotations"]["summary"],
+                           "value": 612.5, "limit": 500.0}]
+        wait_for(lambda: site.paged("firing"), what="Alertmanager to page")
+
+        site.send(480.0)  # inside the hysteresis band (clear_at 475): still firing
+        site.send(470.0)
+        wait_for(lambda: not am_alerts(site, "outlet-hot"), what="the alert to resolve at Alertmanager")
+        wait_for(lambda: site.paged("resolved"), what="Alertmanager to page the resolution")
+        hook = wait_for(lambda: [a for n in site.webhook.received for a in n["alerts"]]
+                        if len(site.webhook.received) >= 2 else None, what="the webhook's two notifications")
+        assert [(a["rule"], a["state"], a["value"]) for a in hook] == [("outlet-hot", "firing", 612.5),
+                                                                        ("outlet-hot", "resolved", 470.0)]
+        wait_for(lambda: len(reader.messages) >= 3, what="the resolution and the cleared topic on MQTT")
+        assert [(orjson.loads(p)["state"] if p else "") for _, p, _ in reader.messages] == ["firing", "resolved", ""]
+        later = AlertTopics(site.mqtt)  # a subscriber that comes now finds nothing retained
+        time.sleep(0.5)
+        assert later.messages == []
+        later.close()
+        with app.test_client() as web:
+            assert web.get("/api/v1/alerts").get_json() == []
+        assert len(site.paged("firing")) == 1 and len(site.paged("resolved")) == 1
+        assert site.metrics is not None
+        assert site.metrics.value("powerhub_alerts_total", rule="outlet-hot", state="firing") == 1
+        assert site.metrics.value("powerhub_alerts_total", rule="outlet-hot", state="resolved") == 1
+    finally:
+        reader.close()
+        app.extensions["powerhub"].alerts.stop()
+
+
+def test_a_restart_mid_alert_pages_once_and_still_sends_a_resolution_that_came_while_it_was_down(site: Site) -> None:
+    site.start_hub()
+    site.send(900.0)
+    wait_for(lambda: site.paged("firing"), what="Alertmanager to page")
+    site.stop_hub()
+    site.start_hub()  # re-posts what fires to Alertmanager at start: the same alert, no second page
+    assert site.hub is not None and site.hub.alerts is not None
+    assert [a["rule"] for a in site.hub.alerts.firing()] == ["outlet-hot"]
+    time.sleep(3)  # three of Alertmanager's group intervals
+    assert len(site.paged("firing")) == 1
+    site.stop_hub()
+    site.send(100.0)  # resolved while the hub is down: the broker keeps it for the hub's session
+    site.start_hub()
+    wait_for(lambda: site.paged("resolved"), what="the resolution to reach Alertmanager's receiver")
+    assert not am_alerts(site, "outlet-hot")
+    assert len(site.paged("firing")) == 1 and len(site.paged("resolved")) == 1
+
+
+def test_an_old_overload_from_a_backlog_is_in_the_history_and_pages_nobody(site: Site) -> None:
+    hub = site.start_hub()
+    hour_ago = now_ms() - 3_600_000
+    site.send(800.0, hour_ago)
+    site.send(100.0, hour_ago + 1000)
+    assert hub.alerts is not None
+    wait_for(lambda: len(hub.alerts.history("lab.pdu-a.outlet-3")) == 2, what="the resolution in the history")
+    history = hub.alerts.history("lab.pdu-a.outlet-3")
+    assert [(h["state"], h["since"]) for h in history] == [("resolved", hour_ago), ("firing", hour_ago)]
+    time.sleep(2)
+    # (The series itself is stale now: its newest point is an hour old. That alert is about the present.)
+    assert not [a for a in site.paged("firing") if a["labels"]["alertname"] == "outlet-hot"]
+    assert not [a for n in site.webhook.received for a in n["alerts"] if a["rule"] == "outlet-hot"]
+    assert not am_alerts(site, "outlet-hot")
+
+
+def test_a_series_that_goes_quiet_is_stale_until_it_reports_again(site: Site) -> None:
+    hub = site.start_hub()
+    quiet = SeriesKey("lab", "meter", "power")
+    start = now_ms()
+    for i in range(6):
+        site.send(100.0, start + 100 * i, key=quiet)
+    got = wait_for(lambda: am_alerts(site, "stale"), 10, "the stale alert at Alertmanager")[0]
+    assert got["labels"]["subject"] == "lab.meter.power" and got["labels"]["severity"] == "warning"
+    assert "has not reported for" in got["annotations"]["summary"]
+    assert now_ms() - start >= 1000  # min_s: never before a second of silence
+    site.send(100.0, key=quiet)
+    wait_for(lambda: not am_alerts(site, "stale"), 10, "the stale alert to resolve")
+    assert hub.alerts is not None and not [a for a in hub.alerts.firing() if a["rule"] == "stale"]
+
+
+def test_an_agent_whose_status_says_offline_is_an_alert_until_it_is_online(site: Site) -> None:
+    site.start_hub()
+    status = status_topic(site.mqtt.root, "lab", "rack-pi")
+    client = site.publisher.client
+
+    def say(state: str) -> None:
+        client.publish(status, status_payload(state, now_ms(), "test"), qos=1, retain=True).wait_for_publish(5)
+
+    say("online")
+    say("offline")
+    got = wait_for(lambda: am_alerts(site, "offline"), what="the offline alert at Alertmanager")[0]
+    assert got["labels"] == {"alertname": "offline", "site": "lab", "subject": "rack-pi", "severity": "critical"}
+    say("online")
+    wait_for(lambda: not am_alerts(site, "offline"), what="the offline alert to resolve")
+    client.publish(status, b"", qos=1, retain=True).wait_for_publish(5)
+
+
+def test_alertmanager_or_the_webhook_down_loses_no_notification(site: Site) -> None:
+    site.am.stop()
+    site.webhook.fail = True
+    site.start_hub()
+    site.send(700.0)
+
+    def failed(notifier: str) -> bool:
+        return bool(site.metrics) and site.metrics.value(  # type: ignore[union-attr]
+            "powerhub_alert_notifications_total", notifier=notifier, outcome="failed") >= 1
+
+    wait_for(lambda: failed("alertmanager") and failed("webhook"), what="failed deliveries to be counted")
+    site.am.start()  # same port, empty state: the held firing arrives and pages
+    wait_for(lambda: site.paged("firing"), 20, "the held firing to reach Alertmanager")
+    site.send(100.0)
+    wait_for(lambda: site.paged("resolved"), 20, "the resolution to reach Alertmanager")
+    assert site.webhook.received == []
+    site.webhook.fail = False  # both wait for it, in order
+    wait_for(lambda: len([a for n in site.webhook.received for a in n["alerts"] if a["rule"] == "outlet-hot"]) == 2,
+             20, "both notifications at the webhook")
+    hook = [(a["state"], a["value"]) for n in site.webhook.received for a in n["alerts"] if a["rule"] == "outlet-hot"]
+    assert hook == [("firing", 700.0), ("resolved", 100.0)]
+
+
+def test_the_hub_serves_what_fires_and_the_history_over_http(site: Site) -> None:
+    site.doc["hub"]["listen"] = "127.0.0.1:0"
+    from hub.http import HubHttp
+
+    hub = site.start_hub()
+    http = HubHttp("127.0.0.1", 0, Metrics(), hub.agents, hub.alerts)
+    http.start()
+    try:
+        site.send(650.0)
+        base = f"http://127.0.0.1:{http.port}/api/v1/alerts"
+        wait_for(lambda: requests.get(base, timeout=5).json(), what="the alert on the hub's HTTP")
+        assert requests.get(base, timeout=5).json()[0]["summary"].startswith("lab.pdu-a.outlet-3: w 650 W")
+        history = requests.get(f"{base}/history", params={"subject": "lab.pdu-a.outlet-3"}, timeout=5).json()
+        assert [h["state"] for h in history] == ["firing"]
+        bad = requests.get(f"{base}/history", params={"limit": "lots"}, timeout=5)
+        assert bad.status_code == 400 and "limit" in bad.json()["error"]
+    finally:
+        http.stop()
+
+
+def test_the_web_app_answers_503_when_the_broker_does_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import web.alerts
+    from tests.peers import free_port
+
+    monkeypatch.setattr(web.alerts, "SYNC_TIMEOUT_S", 0.5)
+    doc = {"mqtt": {"url": f"mqtt://127.0.0.1:{free_port()}"}, "store": {"url": f"sqlite:///{tmp_path}/p.sqlite"}}
+    app = create_app(doc)
+    try:
+        with app.test_client() as client:
+            resp = client.get("/api/v1/alerts")
+        assert resp.status_code == 503 and resp.get_json() == {"error": "alerts unavailable: the MQTT broker did "
+                                                                        "not answer"}
+    finally:
+        app.extensions["powerhub"].alerts.stop()
+
