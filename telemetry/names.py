@@ -41,12 +41,12 @@ class SeriesKey:
 
     @property
     def measurement(self) -> str:
-        """`load`, `energy`, `rollup` or `power`, from the channel's name (telemetry.series)."""
+        """`load`, `energy`, `current`, `rollup` or `power`, from the channel's name (telemetry.series)."""
         return measurement_of(self.channel).name
 
     @property
     def main_field(self) -> str:
-        """The field that carries the series' value: `w` for power series, `value` for load and energy series."""
+        """The field that carries the series' value: `w` for power, `value` for load and energy, `a` for current."""
         return measurement_of(self.channel).field
 
     def __str__(self) -> str:

@@ -26,7 +26,7 @@ END_TS_MS = MAX_TS_MS + 1  # the exclusive end of "every time": ranges that have
 MAX_INT = 2**63 - 1  # `seq` and `ms` are stored as int64 (InfluxDB, SQLite): past it a store refuses the batch
 MAX_FLOAT_INT = int(sys.float_info.max)  # other numbers are stored as floats: a larger int raises OverflowError
 
-FLOAT_FIELDS = ("w", "a", "wh", "min_w", "max_w", "avg_w", "value")
+FLOAT_FIELDS = ("w", "a", "wh", "min_w", "max_w", "avg_w", "value", "va", "pf", "v", "limit_a", "warn_a")
 INT_FIELDS = ("ms",)
 STR_FIELDS = ("machine",)
 _FLOAT_SET = frozenset(FLOAT_FIELDS)
@@ -64,8 +64,8 @@ class Point:
 
     @property
     def number(self) -> float | None:
-        """The series' main value: watts for power series, `value` for load series."""
-        v = self.fields.get("w", self.fields.get("value"))
+        """The series' main value: watts for power series, `value` for load and energy, amps for current."""
+        v = self.fields.get(self.key.main_field)
         return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
     def to_wire(self) -> dict[str, Value]:

@@ -22,10 +22,11 @@ class Measurement:
 POWER = Measurement("power", "W", "w")
 LOAD = Measurement("load", "", "value")  # load average and cores in use: no unit shown
 ENERGY = Measurement("energy", "kWh", "value")
+CURRENT = Measurement("current", "A", "a")  # a PDU's input phases and breaker banks (SPEC.md section 1)
 # The rollup formula's aggregates and pending marks: read only through `Store.rollup_buckets` and `Store.points`.
 ROLLUP = Measurement("rollup", "", "value", listed=False)
 
-MEASUREMENTS = {m.name: m for m in (POWER, LOAD, ENERGY, ROLLUP)}
+MEASUREMENTS = {m.name: m for m in (POWER, LOAD, ENERGY, CURRENT, ROLLUP)}
 LISTED = tuple(m.name for m in MEASUREMENTS.values() if m.listed)
 
 # Channel names and prefixes with a meaning. Any other channel (`power`, `psu1`, a meter's own name) is power.
@@ -39,7 +40,6 @@ ENERGY_PREFIX = "energy-"  # the energy formula's kWh: energy-hour-CHANNEL, ener
 ROLLUP_PREFIX = "rollup-"  # the rollup formula's rows (rollup-PERIOD-CHANNEL) and marks (rollup-due-CHANNEL)
 PHASE_PREFIX = "phase-"  # a PDU's input phase or line (SPEC.md section 1): amps in `a`
 BANK_PREFIX = "bank-"  # a PDU's breaker bank or branch circuit: amps in `a`
-CURRENT_FIELD = "a"
 ENERGY_DAY_PREFIX = ENERGY_PREFIX + "day-"
 ENERGY_HOUR_PREFIX = ENERGY_PREFIX + "hour-"
 DERIVED_PREFIXES = (ENERGY_PREFIX, FORMULA_PREFIX, ROLLUP_PREFIX)  # written by formulas, never read as raw input
@@ -48,16 +48,11 @@ DERIVED_PREFIXES = (ENERGY_PREFIX, FORMULA_PREFIX, ROLLUP_PREFIX)  # written by 
 def measurement_of(channel: str) -> Measurement:
     if channel.startswith(LOAD_PREFIX):
         return LOAD
+    if channel.startswith((PHASE_PREFIX, BANK_PREFIX)):
+        return CURRENT
     if channel.startswith(ROLLUP_PREFIX):
         return ROLLUP
     return ENERGY if channel.startswith(ENERGY_PREFIX) else POWER
-
-
-def main_field(channel: str) -> str:
-    """The field a series is judged by when nothing else is named (an alert rule's default `field`)."""
-    if channel.startswith((PHASE_PREFIX, BANK_PREFIX)):
-        return CURRENT_FIELD
-    return measurement_of(channel).field
 
 
 def unit_of(measurement: str) -> str:
@@ -68,6 +63,15 @@ def unit_of(measurement: str) -> str:
 def outlet_channel(*parts: int | str) -> str:
     """`outlet-7`, or `outlet-2-7` for cord 2's outlet 7."""
     return OUTLET_PREFIX + "-".join(map(str, parts))
+
+
+def phase_channel(*parts: int | str) -> str:
+    """`phase-2`, or `phase-2-1` for unit 2's line 1."""
+    return PHASE_PREFIX + "-".join(map(str, parts))
+
+
+def bank_channel(*parts: int | str) -> str:
+    return BANK_PREFIX + "-".join(map(str, parts))
 
 
 def is_outlet(channel: str) -> bool:

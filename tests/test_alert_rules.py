@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 
 from hub.alerts.config import AlertsConfig, ThresholdRule
-from hub.alerts.state import FIRING, PENDING, RESOLVED, Alert, Change, judge
+from hub.alerts.state import FIRING, PENDING, RESOLVED, Alert, Change, judge, threshold_summary
 from hub.config import HubConfig
 from telemetry.config import ConfigError, Section
 
 NOW = 1_800_000_000_000
 WITHIN = 300_000
+SUBJECT = "lab.pdu-a.outlet-1"
 
 
 def rule(**keys: Any) -> ThresholdRule:
@@ -23,7 +24,8 @@ def rule(**keys: Any) -> ThresholdRule:
 def run(r: ThresholdRule, points: list[tuple[int, float]], now: int = NOW) -> tuple[Alert | None, list[Change]]:
     alert, changes = None, []
     for ts, value in points:
-        alert, change = judge(r, alert, "lab", "lab.pdu-a.outlet-1", "w", ts, value, now, WITHIN)
+        alert, change = judge(r, alert, "lab", SUBJECT, ts, value, now, WITHIN,
+                              lambda v: threshold_summary(r, SUBJECT, "w", v))
         if change:
             changes.append(change)
     return alert, changes
@@ -119,5 +121,5 @@ def test_bad_alerts_settings_are_config_errors(doc: dict[str, Any], error: str) 
 
 def test_alerts_are_off_only_with_no_rule_and_the_built_in_ones_switched_off() -> None:
     assert HubConfig.parse({}).alerts is not None  # stale and offline are on by default
-    off = {"alerts": {"stale": {"enabled": False}, "offline": {"enabled": False}}}
+    off = {"alerts": {"stale": {"enabled": False}, "offline": {"enabled": False}, "capacity": {"enabled": False}}}
     assert HubConfig.parse(off).alerts is None

@@ -277,3 +277,91 @@ def test_the_web_app_answers_503_when_the_broker_does_not(tmp_path: Path, monkey
     finally:
         app.extensions["powerhub"].alerts.stop()
 
+
+
+RPDU2 = "1.3.6.1.4.1.318.1.1.26"
+# An AP8641's phase table, written for this test from PowerNet-MIB: its current swings between 5 and 15 A (snmpsim's
+# numeric variation, a 4 s period) against the PDU's own thresholds, near-overload 10 A and overload 12 A.
+MOVING_PHASE = f"""1.3.6.1.2.1.1.1.0|4|AP8641 phase moving over its thresholds (hand-written for powerhub's tests)
+{RPDU2}.6.1.1.6.1|2|10
+{RPDU2}.6.1.1.7.1|2|12
+{RPDU2}.6.3.1.5.1|2:numeric|function=sin%<time>,rate=1.5,scale=50,offset=100
+"""
+
+
+def test_capacity_and_overload_follow_a_phase_current_over_its_rating_and_back(site: Site, tmp_path: Path) -> None:
+    from edge_agent.agent import Agent
+    from edge_agent.config import AgentConfig
+    from tests.peers import SnmpSim
+
+    sim = SnmpSim({"moving": MOVING_PHASE})
+    site.doc["alerts"]["capacity"] = {"for_s": 0}
+    site.doc["agent"] = {"site": "lab", "name": "rack-pi", "outbox": str(tmp_path / "outbox.sqlite"),
+                         "readers": [{"kind": "snmp_pdu", "device": "pdu-a", "host": "127.0.0.1", "port": sim.port,
+                                      "community": "moving", "profile": "apc", "interval_s": 0.25}]}
+    site.start_hub()
+    agent = Agent(AgentConfig.parse(site.doc))
+    agent.start()
+    try:
+        def paged(rule: str, status: str) -> list[dict[str, Any]]:
+            return [a for a in site.paged(status) if a["labels"]["alertname"] == rule]
+
+        for rule in ("capacity", "overload"):
+            wait_for(lambda rule=rule: paged(rule, "firing") and paged(rule, "resolved"), 30,  # type: ignore[misc]
+                     f"{rule} to fire and resolve")
+        capacity = paged("capacity", "firing")[0]
+        overload = paged("overload", "firing")[0]
+        assert capacity["labels"] == {"alertname": "capacity", "site": "lab", "subject": "lab.pdu-a.phase-1",
+                                      "severity": "warning"}
+        assert overload["labels"]["severity"] == "critical"
+        # Its rating is the PDU's own overload threshold, 12 A; capacity warns past 80 % of it (9.6 A).
+        assert overload["annotations"]["limit"] == "12" and capacity["annotations"]["limit"] == "9.6"
+        assert float(overload["annotations"]["value"]) > 12
+        assert "of its 12 A rating" in overload["annotations"]["summary"]
+    finally:
+        agent.stop()
+        sim.stop()
+
+
+def test_redundancy_fires_when_a_feed_could_not_carry_its_twins_share(site: Site) -> None:
+    site.doc["inventory"] = {
+        "pdus": [{"site": "lab", "device": "pdu-a", "rating_a": 10.0, "pair": "pdu-b"},
+                 {"site": "lab", "device": "pdu-b", "rating_a": 10.0}],
+        "machines": [{"name": "node1", "site": "lab", "sources": ["pdu-a.outlet-1", "pdu-b.outlet-1"]}],
+    }
+    site.doc["alerts"]["redundancy"] = {"for_s": 0}
+    site.start_hub()
+
+    def feed(device: str, channel: str, amps: float) -> None:
+        key = SeriesKey("lab", device, channel)
+        ts = now_ms()
+        site.publisher.send_points(key, [Point(key, ts, ts, {"a": amps, "w": amps * 230})])
+
+    # pdu-a carries 6 A (its phase), 3 A of it node1's; pdu-b carries node1's other 5 A: without pdu-b, pdu-a
+    # would carry 6 + 5 = 11 A, past its 10 A.
+    feed("pdu-a", "phase-1", 6.0)
+    feed("pdu-a", "outlet-1", 3.0)
+    feed("pdu-b", "phase-1", 5.0)
+    feed("pdu-b", "outlet-1", 5.0)
+    got = wait_for(lambda: am_alerts(site, "redundancy"), what="the redundancy alert")
+    assert [a["labels"]["subject"] for a in got] == ["pdu-a"]  # pdu-b would carry 5 + 3 = 8 A: fine
+    assert got[0]["annotations"]["summary"] == "pdu-a would carry 11.0 A if pdu-b failed, above its 10 A rating " \
+                                               "(redundancy)"
+    feed("pdu-b", "outlet-1", 3.0)  # 6 + 3 = 9 A: back inside the hysteresis band's edge (9.5 A)
+    wait_for(lambda: not am_alerts(site, "redundancy"), what="the redundancy alert to resolve")
+
+
+def test_the_site_limit_and_its_soft_limit(site: Site) -> None:
+    site.doc["inventory"] = {"sites": [{"name": "lab", "main": "mainmeter.power", "limit_kw": 20.0}]}
+    site.doc["alerts"]["site_limit"] = {"for_s": 0}
+    site.start_hub()
+    main = SeriesKey("lab", "mainmeter", "power")
+    site.send(18_500.0, key=main)  # past the soft limit, 90 % of 20 kW
+    soft = wait_for(lambda: am_alerts(site, "site-soft-limit"), what="the soft limit")[0]
+    assert soft["labels"]["severity"] == "warning" and soft["annotations"]["limit"] == "18000"
+    assert not am_alerts(site, "site-limit")
+    site.send(21_000.0, key=main)
+    hard = wait_for(lambda: am_alerts(site, "site-limit"), what="the hard limit")[0]
+    assert hard["annotations"]["summary"] == "site lab: 21000 W is 105% of its 20000 W limit (site-limit)"
+    site.send(10_000.0, key=main)
+    wait_for(lambda: not am_alerts(site, "site-limit") and not am_alerts(site, "site-soft-limit"), what="both to end")

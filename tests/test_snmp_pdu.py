@@ -100,9 +100,9 @@ def first_poll(capture: Capture) -> dict[str, Fields]:
 
 def test_apc_outlets_equal_the_walk_after_scaling(snmpsim: SnmpSim) -> None:
     walk = read_walk(snmpsim_walk("apc-8641"))
-    capture, ctx = run_reader({"host": "127.0.0.1", "port": snmpsim.port, "community": "apc", "profile": "apc"}, 25)
+    capture, ctx = run_reader({"host": "127.0.0.1", "port": snmpsim.port, "community": "apc", "profile": "apc"}, 28)
     got = first_poll(capture)
-    assert len(got) == 25 and ctx.counters["snmp_errors"] == 0
+    assert len(got) == 28 and ctx.counters["snmp_errors"] == 0
     for n in range(1, 25):
         name = walk[f"{APC_OUTLETS}.3.{n}"]
         assert got[f"outlet-{n}"] == {
@@ -113,12 +113,24 @@ def test_apc_outlets_equal_the_walk_after_scaling(snmpsim: SnmpSim) -> None:
         }
     assert got["total"] == {"w": int(walk[f"{APC_DEVICE}.5.1"]) * 10.0, "wh": int(walk[f"{APC_DEVICE}.9.1"]) * 100.0}
     assert got["outlet-1"]["name"] == "CP-CM-SAN-01" and got["outlet-1"]["w"] == 163.0
+    # The input phase as the recorded AP8641 answers it, and its two breaker banks, with the PDU's own thresholds.
+    assert got["phase-1"] == {"a": pytest.approx(6.5), "v": 201.0, "w": 1220.0, "va": 1310.0, "pf": pytest.approx(0.94),
+                              "warn_a": 19.0, "limit_a": 24.0}
+    assert got["bank-1"] == {"a": pytest.approx(3.8), "warn_a": 16.0, "limit_a": 20.0}
+    assert got["bank-2"] == {"a": pytest.approx(2.4), "warn_a": 16.0, "limit_a": 20.0}
 
 
 def test_apc_without_metered_outlets_falls_back_to_device_power(snmpsim: SnmpSim) -> None:
     walk = read_walk(snmpsim_walk("apc-7902b"))
-    capture, _ = run_reader({"host": "127.0.0.1", "port": snmpsim.port, "community": "apcold", "profile": "apc"}, 1)
-    assert first_poll(capture) == {"total": {"w": float(walk["1.3.6.1.4.1.318.1.1.12.1.16.0"])}}
+    capture, _ = run_reader({"host": "127.0.0.1", "port": snmpsim.port, "community": "apcold", "profile": "apc"}, 4)
+    rpdu2 = "1.3.6.1.4.1.318.1.1.26"
+    # Its power from the older rPDU tables; its phase and banks (current only) from rPDU2's, as the walk has them.
+    assert first_poll(capture) == {
+        "total": {"w": float(walk["1.3.6.1.4.1.318.1.1.12.1.16.0"])},
+        "phase-1": {"a": pytest.approx(int(walk[f"{rpdu2}.6.3.1.5.1"]) * 0.1), "warn_a": 19.0, "limit_a": 24.0},
+        **{f"bank-{n}": {"a": pytest.approx(int(walk[f"{rpdu2}.8.3.1.5.{n}"]) * 0.1), "warn_a": 16.0,
+                         "limit_a": 20.0} for n in (1, 2)},
+    }
 
 
 def test_ups_mib_output_lines(snmpsim: SnmpSim) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from edge_agent.readers.base import Fields, Reader, ReaderContext, register
 from edge_agent.readers.pdu_profiles import PROFILES, Column, Profile, Scalar
 from edge_agent.readers.snmp_community import CommunityClient, PollError, Response
 from telemetry.config import Section
-from telemetry.series import TOTAL_CHANNEL, outlet_channel
+from telemetry.series import TOTAL_CHANNEL, bank_channel, outlet_channel, phase_channel
 
 log = logging.getLogger(__name__)
 
@@ -269,15 +270,29 @@ def read_table(session: SnmpSession, columns: tuple[Column, ...]) -> dict[str, F
     return rows
 
 
-def _channel(index: str, optional_parts: int) -> str:
+def _channel(index: str, optional_parts: int, make: Callable[..., str] = outlet_channel) -> str:
     parts = index.split(".")
     while optional_parts and len(parts) > 1 and parts[0] == "1":
         parts, optional_parts = parts[1:], optional_parts - 1
-    return outlet_channel(*parts)
+    return make(*parts)
 
 
 def read_profile(session: SnmpSession, profile: Profile) -> list[tuple[str, Fields]]:
-    """`[(channel, fields)]` for every outlet with a power reading, and `total`; the fallback when both are empty."""
+    """`[(channel, fields)]` for every outlet with a power reading, `total`, and every input phase and breaker bank
+    with a current reading. The fallback's outlets and total stand in when the profile's answer nothing (an
+    AP7902B has rPDU2's phases and banks but reports its power only in the older rPDU tables)."""
+    readings = _outlets_and_total(session, profile)
+    if not readings and profile.fallback is not None:
+        readings = _outlets_and_total(session, profile.fallback)
+    for columns, make in ((profile.phases, phase_channel), (profile.banks, bank_channel)):
+        if columns:
+            table = read_table(session, columns)
+            readings += [(_channel(i, profile.optional_index_parts, make), table[i])
+                         for i in sorted(table, key=_index_key) if "a" in table[i]]
+    return readings
+
+
+def _outlets_and_total(session: SnmpSession, profile: Profile) -> list[tuple[str, Fields]]:
     readings: list[tuple[str, Fields]] = []
     if profile.outlets:
         table = read_table(session, profile.outlets)
@@ -298,6 +313,4 @@ def read_profile(session: SnmpSession, profile: Profile) -> list[tuple[str, Fiel
         total["w"] = sum(float(f["w"]) for _, f in readings)
     if "w" in total:
         readings.append((TOTAL_CHANNEL, total))
-    if not readings and profile.fallback is not None:
-        return read_profile(session, profile.fallback)
     return readings

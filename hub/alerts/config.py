@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from telemetry.config import Section, state_path
+from telemetry.inventory import Machine, PduRating, SiteLimit, parse_machines, parse_pdus, parse_sites
 
 FIELDS = ("w", "a", "va", "value")
 SEVERITIES = ("warning", "critical")
@@ -19,7 +20,12 @@ HYSTERESIS_FRACTION = 0.05
 NOTIFY_WITHIN_S = 300.0
 STALE = "stale"
 OFFLINE = "offline"
-BUILTIN_RULES = (STALE, OFFLINE)
+CAPACITY = "capacity"  # warning: a phase or bank past `warn_fraction` of its rating
+OVERLOAD = "overload"  # critical: past its rating
+REDUNDANCY = "redundancy"  # a PDU could not carry its twin's share if the twin's feed failed
+SITE_LIMIT = "site-limit"  # critical: the site's main meter past its contracted limit
+SITE_SOFT_LIMIT = "site-soft-limit"  # warning: past its soft limit
+BUILTIN_RULES = (STALE, OFFLINE, CAPACITY, OVERLOAD, REDUNDANCY, SITE_LIMIT, SITE_SOFT_LIMIT)
 _SERIES_GLOB = re.compile(r"^[a-z0-9_\-*?\[\]!]+\.[a-z0-9_\-*?\[\]!]+\.[a-z0-9_\-*?\[\]!]+$")
 
 
@@ -49,10 +55,16 @@ class ThresholdRule:
         return value <= self.clear_at if self.above is not None else value >= self.clear_at
 
     @staticmethod
+    def above_limit(name: str, subject: str, limit: float, for_s: float, severity: str) -> ThresholdRule:
+        """A built-in rule's threshold for one subject, with the default hysteresis."""
+        return ThresholdRule(name, subject, None, limit, None, limit * (1 - HYSTERESIS_FRACTION), for_s, severity)
+
+    @staticmethod
     def parse(sec: Section, reserved: tuple[str, ...]) -> ThresholdRule:
         name = sec.name("name")
         if name in reserved:
-            raise sec.error("name", f"{name!r} is a built-in rule's name (set it up in [alerts.{name}])")
+            table = {OVERLOAD: CAPACITY, SITE_SOFT_LIMIT: SITE_LIMIT}.get(name, name).replace("-", "_")
+            raise sec.error("name", f"{name!r} is a built-in rule's name (set it up in [alerts.{table}])")
         series = sec.string("series")
         if not _SERIES_GLOB.match(series):
             raise sec.error("series", f"must be a glob over site.device.channel ids (e.g. 'lab.pdu-*.outlet-*'), "
@@ -68,10 +80,8 @@ class ThresholdRule:
         if (above is not None and clear_at > above) or (below is not None and clear_at < below):
             raise sec.error("clear_at", f"must be on the normal side of the limit {limit:g}, not {clear_at:g}")
         rule = ThresholdRule(name, series, field_, above, below, clear_at,
-                             sec.number("for_s", 0.0), sec.string("severity", "warning", choices=SEVERITIES),
+                             _for_s(sec, 0.0), sec.string("severity", "warning", choices=SEVERITIES),
                              re.compile(fnmatch.translate(series)))
-        if rule.for_s < 0:
-            raise sec.error("for_s", f"must be 0 or more, not {rule.for_s:g}")
         sec.finish()
         return rule
 
@@ -104,12 +114,51 @@ class OfflineConfig:
 
     @staticmethod
     def parse(sec: Section) -> OfflineConfig:
-        cfg = OfflineConfig(sec.boolean("enabled", True), sec.number("for_s", 60.0),
+        cfg = OfflineConfig(sec.boolean("enabled", True), _for_s(sec, 60.0),
                             sec.string("severity", "critical", choices=SEVERITIES))
-        if cfg.for_s < 0:
-            raise sec.error("for_s", f"must be 0 or more, not {cfg.for_s:g}")
         sec.finish()
         return cfg
+
+
+@dataclass(frozen=True)
+class CapacityConfig:
+    """Each phase and bank against its rating (`[[inventory.pdus]]` rating_a / banks_a, else the PDU's own limit_a):
+    `capacity` (warning) past `warn_fraction`, as electricians size continuous loads, `overload` (critical) past it."""
+
+    enabled: bool
+    warn_fraction: float
+    for_s: float
+
+    @staticmethod
+    def parse(sec: Section) -> CapacityConfig:
+        cfg = CapacityConfig(sec.boolean("enabled", True), sec.number("warn_fraction", 0.8, positive=True),
+                             _for_s(sec, 10.0))
+        if cfg.warn_fraction >= 1:
+            raise sec.error("warn_fraction", f"must be below 1 (the rating itself is `overload`), not "
+                                             f"{cfg.warn_fraction:g}")
+        sec.finish()
+        return cfg
+
+
+@dataclass(frozen=True)
+class LimitConfig:
+    """A built-in rule with only a switch and a duration: `redundancy`, `site-limit`."""
+
+    enabled: bool
+    for_s: float
+
+    @staticmethod
+    def parse(sec: Section, for_s: float) -> LimitConfig:
+        cfg = LimitConfig(sec.boolean("enabled", True), _for_s(sec, for_s))
+        sec.finish()
+        return cfg
+
+
+def _for_s(sec: Section, default: float) -> float:
+    for_s = float(sec.number("for_s", default))
+    if for_s < 0:
+        raise sec.error("for_s", f"must be 0 or more, not {for_s:g}")
+    return for_s
 
 
 @dataclass(frozen=True)
@@ -119,6 +168,12 @@ class AlertsConfig:
     rules: list[ThresholdRule]
     stale: StaleConfig
     offline: OfflineConfig
+    capacity: CapacityConfig
+    redundancy: LimitConfig
+    site_limit: LimitConfig
+    pdus: list[PduRating]
+    sites: list[SiteLimit]
+    machines: list[Machine]
     state_file: str
     notify_within_s: float
     retry_max_s: float
@@ -139,6 +194,12 @@ class AlertsConfig:
             rules=rules,
             stale=StaleConfig.parse(sec.table(STALE)),
             offline=OfflineConfig.parse(sec.table(OFFLINE)),
+            capacity=CapacityConfig.parse(sec.table(CAPACITY)),
+            redundancy=LimitConfig.parse(sec.table(REDUNDANCY), 30.0),
+            site_limit=LimitConfig.parse(sec.table("site_limit"), 60.0),
+            pdus=parse_pdus(top),
+            sites=parse_sites(top),
+            machines=parse_machines(top),
             state_file=sec.string("state_file", os.path.abspath(state_path("alerts.sqlite"))),
             notify_within_s=sec.number("notify_within_s", NOTIFY_WITHIN_S, positive=True),
             retry_max_s=sec.number("retry_max_s", 60.0, positive=True),
@@ -149,7 +210,9 @@ class AlertsConfig:
 
     def or_none(self) -> AlertsConfig | None:
         """None when there is nothing to judge: no rule and the built-in rules switched off."""
-        return self if self.rules or self.stale.enabled or self.offline.enabled else None
+        rated = self.capacity.enabled or (self.redundancy.enabled and self.pdus) or \
+            (self.site_limit.enabled and self.sites)
+        return self if self.rules or self.stale.enabled or self.offline.enabled or rated else None
 
 
 def _http_url(sec: Section, key: str) -> str | None:

@@ -15,13 +15,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from hub.alerts.builtin import Ratings, Redundancy, Summary
 from hub.alerts.config import OFFLINE, STALE, AlertsConfig, ThresholdRule
 from hub.alerts.db import AlertDb
 from hub.alerts.notifiers import Courier, Notifier
-from hub.alerts.state import FIRING, PENDING, RESOLVED, Alert, Change, judge
+from hub.alerts.state import FIRING, PENDING, RESOLVED, Alert, Change, judge, threshold_summary
 from telemetry import Point, SeriesKey
+from telemetry.inventory import DEFAULT_VOLTS
 from telemetry.metrics import Metrics
-from telemetry.series import is_derived_channel, main_field
+from telemetry.series import CURRENT, is_derived_channel
 from telemetry.timeunits import now_ms as clock_ms
 
 log = logging.getLogger(__name__)
@@ -51,9 +53,12 @@ class Seen:
 
 @dataclass(frozen=True)
 class Watched:
-    """A series and the rules it falls under, with the field each judges."""
+    """What a series falls under: threshold rules (with the field each judges and how it words a value), the
+    capacity rules (rated per point), the A/B check, the stale rule."""
 
-    rules: tuple[tuple[ThresholdRule, str], ...]
+    rules: tuple[tuple[ThresholdRule, str, Summary], ...]
+    capacity: bool
+    redundancy: bool
     stale: bool
 
 
@@ -74,6 +79,8 @@ class AlertEngine:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="alerts", daemon=True)
         self.notify_within_ms = int(cfg.notify_within_s * 1000)
+        self.ratings = Ratings(cfg)
+        self.redundancy = Redundancy(cfg)
         for alert in self._alerts.values():
             self.metrics.set("powerhub_alerts_firing", self._count(alert.rule), rule=alert.rule)
 
@@ -95,10 +102,18 @@ class AlertEngine:
                         self._seen[p.key.id] = Seen(p.ts_ms)
                     else:
                         seen.point(p.ts_ms)
-                for rule, field in watched.rules:
+                for rule, field, summary in watched.rules:
                     value = p.fields.get(field)
                     if isinstance(value, int | float) and not isinstance(value, bool):
-                        self._judge(rule, p.key, field, p.ts_ms, float(value), now, changes)
+                        self._judge(rule, p.key.site, p.key.id, p.ts_ms, float(value), now, summary, changes)
+                if watched.capacity:
+                    amps = p.fields.get("a")
+                    if isinstance(amps, float):
+                        for rule, summary in self.ratings.capacity(p.key, p):
+                            self._judge(rule, p.key.site, p.key.id, p.ts_ms, amps, now, summary, changes)
+                if watched.redundancy:
+                    pdu = self.ratings.pdus.get((p.key.site, p.key.device))
+                    self.redundancy.point(p.key, p, pdu.volts if pdu else DEFAULT_VOLTS)
         for change in changes:
             self._changes.put(change)
 
@@ -123,16 +138,18 @@ class AlertEngine:
 
     def _watch(self, key: SeriesKey) -> Watched:
         sid = key.id
-        rules = tuple((r, r.field or main_field(key.channel)) for r in self.cfg.rules if r.matches(sid))
-        watched = Watched(rules, self.cfg.stale.enabled and not is_derived_channel(key.channel))
+        fields = [(r, r.field or key.main_field) for r in self.cfg.rules if r.matches(sid)]
+        rules = [(r, f, _words(r, sid, f)) for r, f in fields]
+        watched = Watched((*rules, *self.ratings.site_limits(key)), key.measurement == CURRENT.name,
+                          self.redundancy.watches(key), self.cfg.stale.enabled and not is_derived_channel(key.channel))
         self._watched[key] = watched
         return watched
 
-    def _judge(self, rule: ThresholdRule, key: SeriesKey, field: str, ts_ms: int, value: float, now: int,
-               changes: list[Change]) -> None:
-        ident = (rule.name, key.site, key.id)
+    def _judge(self, rule: ThresholdRule, site: str, subject: str, ts_ms: int, value: float, now: int,
+               summary: Summary, changes: list[Change]) -> None:
+        ident = (rule.name, site, subject)
         before = self._alerts.get(ident)
-        after, change = judge(rule, before, key.site, key.id, field, ts_ms, value, now, self.notify_within_ms)
+        after, change = judge(rule, before, site, subject, ts_ms, value, now, self.notify_within_ms, summary)
         if after is None:
             self._alerts.pop(ident, None)
         else:
@@ -170,6 +187,17 @@ class AlertEngine:
                 elif alert is not None and quiet_ms <= allowed_ms:
                     resolved = replace(alert, state=RESOLVED, ts_ms=now, value=quiet_ms / 1000)
                     self._set(None, ident, Change(resolved, notify=alert.notified))
+
+    def _tick_redundancy(self, now: int) -> None:
+        if not self.redundancy.twins:
+            return
+        changes: list[Change] = []
+        with self._lock:
+            for twin, amps, rating in self.redundancy.judgements():
+                rule, summary = self.redundancy.rule(twin, rating)
+                self._judge(rule, twin.pdu.site, twin.pdu.device, now, amps, now, summary, changes)
+        for change in changes:
+            self._changes.put(change)
 
     def _tick_agents(self) -> None:
         cfg = self.cfg.offline
@@ -222,6 +250,7 @@ class AlertEngine:
                 next_tick = mono + TICK_S
                 self._tick_stale(self.now_ms())
                 self._tick_agents()
+                self._tick_redundancy(self.now_ms())
             if mono >= next_save:
                 next_save = mono + SAVE_SERIES_S
                 self._save_series()
@@ -255,3 +284,7 @@ class AlertEngine:
         with self._lock:
             rows = [(sid, s.last_ts, s.interval_ms) for sid, s in self._seen.items()]
         self.db.save_series(rows)
+
+
+def _words(rule: ThresholdRule, subject: str, field: str) -> Summary:
+    return lambda value: threshold_summary(rule, subject, field, value)

@@ -8,6 +8,7 @@ a page. An alert that fired unnotified is notified as soon as a recent point sho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from hub.alerts.config import ThresholdRule
@@ -58,15 +59,15 @@ def threshold_summary(rule: ThresholdRule, subject: str, field: str, value: floa
     return f"{subject}: {field} {value:g}{' ' + unit if unit else ''} is {side} {rule.limit:g}{held} ({rule.name})"
 
 
-def judge(rule: ThresholdRule, alert: Alert | None, site: str, subject: str, field: str, ts_ms: int, value: float,
-          now_ms: int, notify_within_ms: int) -> tuple[Alert | None, Change | None]:
-    """The alert after one more point of its subject, and the change to record, if any."""
+def judge(rule: ThresholdRule, alert: Alert | None, site: str, subject: str, ts_ms: int, value: float,
+          now_ms: int, notify_within_ms: int, summary: Callable[[float], str]) -> tuple[Alert | None, Change | None]:
+    """The alert after one more point of its subject, and the change to record, if any; `summary` words a value."""
     recent = now_ms - ts_ms <= notify_within_ms
     if alert is None or alert.state == RESOLVED:
         if not rule.breached(value):
             return None, None
         alert = Alert(rule.name, site, subject, PENDING, ts_ms, ts_ms, rule.severity,
-                      threshold_summary(rule, subject, field, value), value, rule.limit)
+                      summary(value), value, rule.limit)
         if rule.for_s > 0:
             return alert, Change(alert, notify=False)
         return _fire(alert, recent)
@@ -75,7 +76,7 @@ def judge(rule: ThresholdRule, alert: Alert | None, site: str, subject: str, fie
     if alert.state == PENDING:
         if not rule.breached(value):
             return None, Change(replace(alert, state=RESOLVED, ts_ms=ts_ms, value=value), notify=False)
-        alert = replace(alert, ts_ms=ts_ms, value=value, summary=threshold_summary(rule, subject, field, value))
+        alert = replace(alert, ts_ms=ts_ms, value=value, summary=summary(value))
         if ts_ms - alert.since_ms >= rule.for_s * 1000:
             return _fire(alert, recent)
         return alert, None
@@ -84,7 +85,7 @@ def judge(rule: ThresholdRule, alert: Alert | None, site: str, subject: str, fie
         return None, Change(resolved, notify=alert.notified)
     alert = replace(alert, ts_ms=ts_ms, value=value)
     if not alert.notified and recent:  # a backlog's old overload has caught up with the present, still over
-        alert = replace(alert, notified=True, summary=threshold_summary(rule, subject, field, value))
+        alert = replace(alert, notified=True, summary=summary(value))
         return alert, Change(alert, notify=True)
     return alert, None
 

@@ -17,7 +17,7 @@ class Column:
     scaled by `scale / 10**digits` (Raritan again: the digits are configuration, read once per session).
     """
 
-    field: str  # w, a, wh, or "name" (the outlet's label, kept as `name`)
+    field: str  # w, a, wh, va, pf, v, limit_a, warn_a, or "name" (the outlet's label, kept as `name`)
     oid: str
     scale: float = 1.0
     suffix: str = ""
@@ -40,6 +40,10 @@ class Profile:
     total: tuple[Scalar, ...] = ()
     total_rows: tuple[Column, ...] = ()  # a table summed into `total` (inlets / input cords)
     total_is_sum_of_outlets: bool = False  # for MIBs with no device-total object (UPS-MIB)
+    # Input phases (lines) and breaker banks (branch circuits), as `phase-N` and `bank-N` with `a` (required) and
+    # where the MIB has them `w`, `va`, `pf`, `v`, and the PDU's own thresholds `limit_a`, `warn_a` (SPEC.md section 1).
+    phases: tuple[Column, ...] = ()
+    banks: tuple[Column, ...] = ()
     # Leading index parts left out of the channel when they are 1: Sentry4 indexes outlets by (cord, outlet), and a
     # one-cord PDU's outlets should be outlet-1..outlet-N as on its label (cord 2's are outlet-2-N).
     optional_index_parts: int = 0
