@@ -1,6 +1,7 @@
 """The dashboard in Debian's headless chromium (Playwright, never a downloaded browser), against the web app serving a
 real store and a real Mosquitto for the live feed: no console error, the live graph moves when a point is
-published, a brush zoom loads finer data, the tooltip shows the stored value, a machine's outlets stack, dark theme.
+published, a brush zoom loads finer data, the tooltip shows the stored value, a machine's outlets stack, dark theme,
+an alert of a real hub is a banner and a band on its chart.
 Screenshots land in tests/artifacts/."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from playwright.sync_api import Page, expect
 from hub.stores import open_store
 from telemetry import Point, SeriesKey
 from telemetry.config import MqttConfig, Section
+from telemetry.metrics import Metrics
 from tests.peers import Publisher, wait_for
 from tests.test_demo import chromium_page
 from web import create_app
@@ -164,3 +166,53 @@ def test_dark_theme_follows_the_system(dashboard: str, artifacts: Path) -> None:
         expect(pg.locator("#detail-title")).to_have_text(NODE.id)
         assert pg.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(17, 19, 24)"
         pg.screenshot(path=str(artifacts / "dashboard-dark.png"))
+
+
+def test_an_alert_is_a_banner_and_a_band_on_its_chart_until_it_resolves(
+        page: tuple[Page, list[str]], mqtt_doc: dict[str, Any], mqtt_root: str, tmp_path: Path,
+        artifacts: Path) -> None:
+    """A real hub on the same broker and store judges node17's points against a rule; the page shows what the
+    hub's retained alert topic says, and drops it when the alert resolves."""
+    from hub.config import HubConfig
+    from hub.run import start_hub
+
+    pg, _ = page
+    hub = start_hub(HubConfig.parse({
+        "mqtt": mqtt_doc, "hub": {"client_id": f"hub-{mqtt_root}", "batch_age_s": 0.02},
+        "store": {"url": f"sqlite:///{tmp_path}/points.sqlite"},
+        "alerts": {"state_file": str(tmp_path / "alerts.sqlite"), "stale": {"enabled": False},
+                   "offline": {"enabled": False},
+                   "rules": [{"name": "node-hot", "series": NODE.id, "above": 1500.0, "severity": "critical"}]}}),
+        Metrics())
+    raw = Publisher(MqttConfig.parse(Section(mqtt_doc, "mqtt")))
+    try:
+        wait_for(hub.marked.is_set, what="the hub to subscribe")
+        expect(pg.locator("#alerts")).to_be_hidden()
+        fired_ms = time.time_ns() // 1_000_000
+        raw.send_points(NODE, [Point(NODE, fired_ms, 1_000_001, {"w": 2000.0})])
+        banner = pg.locator("#alerts")
+        expect(banner).to_be_visible(timeout=20_000)
+        expect(banner.locator("h2")).to_have_text("1 alert firing")
+        expect(banner.locator("li.critical")).to_contain_text("lab.node17.power: w 2000 W is above 1500 (node-hot)")
+        mark = pg.locator("#chart rect.mark.critical")
+        expect(mark).to_have_count(1)
+        # The band starts where the alert fired and runs to the live view's end.
+        domain = pg.evaluate("chart.domain")
+        x = float(mark.get_attribute("x") or 0)
+        fired_x = pg.evaluate(f"chart.x(new Date({fired_ms}))")
+        assert x == pytest.approx(max(fired_x, pg.evaluate(f"chart.x(new Date({domain[0]}))")), abs=1.5)
+        box = chart_box(pg)
+        pg.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] / 2)
+        expect(pg.locator("#tooltip .alert.critical")).to_have_text(
+            "lab.node17.power: w 2000 W is above 1500 (node-hot)")
+        tip = pg.locator("#tooltip").bounding_box()
+        assert tip is not None and tip["x"] + tip["width"] <= 1280  # opened to the left, inside the window
+        pg.screenshot(path=str(artifacts / "dashboard-alert.png"))
+
+        raw.send_points(NODE, [Point(NODE, fired_ms + 1000, 1_000_002, {"w": 1200.0})])
+        expect(banner).to_be_hidden(timeout=20_000)
+        expect(mark).to_have_count(0)
+    finally:
+        raw.close()
+        hub.stop()
+        hub.store.close()

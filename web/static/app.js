@@ -22,7 +22,8 @@ if (tokenMatch) {
 }
 const token = sessionStorage.getItem("powerhub-token");
 
-const state = { all: [], ids: [], title: "", spanMs: 600000, live: true, source: null, loadSeq: 0, range: [0, 0] };
+const state = { all: [], ids: [], title: "", spanMs: 600000, live: true, source: null, loadSeq: 0, range: [0, 0],
+  alerts: [] };
 const chart = new Chart("#chart", "#tooltip", (from, to) => zoomTo(from, to), () => goLive());
 
 function setStatus(text) { d3.select("#status").text(text); }
@@ -60,6 +61,7 @@ async function load(from, to) {
   chart.series = state.ids.map((id, i) => ({ id, label: label(id), color: COLORS[i % COLORS.length],
     data: results[i] }));
   chart.domain = [from, to];
+  chart.marks = marksFor(state.ids);
   chart.render();
   showEnergy();
   showLegend();
@@ -196,6 +198,52 @@ async function refreshOverview() {
   return series;
 }
 
+// An alert concerns the shown series when its subject is one of them, or the device they belong to (the
+// redundancy check's PDU).
+function concerns(alert, ids) {
+  return ids.some((id) => id === alert.subject || id.startsWith(`${alert.site}.${alert.subject}.`));
+}
+
+function marksFor(ids) {
+  return state.alerts.filter((a) => concerns(a, ids))
+    .map((a) => ({ from: a.since, to: null, severity: a.severity, summary: a.summary }));
+}
+
+// What fires now (GET /api/v1/alerts, from every hub's retained alert topics): a banner above the chart, each
+// alert's subject a link to its chart when it is a series, and bands on the chart where it holds.
+async function refreshAlerts() {
+  const box = d3.select("#alerts");
+  let alerts;
+  try {
+    alerts = await getJSON("/api/v1/alerts");
+  } catch (e) {
+    box.attr("hidden", null).attr("class", "unavailable");
+    d3.select("#alerts-title").text("Alerts unavailable");
+    box.select("ul").selectAll("li").data([String(e)]).join("li").text((t) => t);
+    return;
+  }
+  state.alerts = alerts;
+  box.attr("hidden", alerts.length ? null : "")
+    .attr("class", alerts.some((a) => a.severity === "critical") ? "critical" : "warning");
+  d3.select("#alerts-title").text(`${alerts.length} alert${alerts.length === 1 ? "" : "s"} firing`);
+  const known = new Set(state.all.map((s) => s.id));
+  box.select("ul").selectAll("li").data(alerts, (a) => `${a.site}/${a.rule}/${a.subject}`).join("li")
+    .attr("class", (a) => a.severity)
+    .each(function (a) {
+      const li = d3.select(this).text("");
+      li.append("span").attr("class", "severity").text(a.severity);
+      if (known.has(a.subject)) {
+        li.append("a").attr("href", "#").text(a.summary)
+          .on("click", (ev) => { ev.preventDefault(); show([a.subject], a.subject); });
+      } else {
+        li.append("span").attr("class", "summary").text(a.summary);
+      }
+      li.append("span").attr("class", "since").text(`since ${fmtTime(new Date(a.since))}`);
+    });
+  chart.marks = marksFor(state.ids);
+  chart.render();
+}
+
 d3.selectAll("#ranges button").on("click", function () {
   d3.selectAll("#ranges button").classed("active", false);
   d3.select(this).classed("active", true);
@@ -211,6 +259,7 @@ d3.select("#stack").on("change", function () {
 
 async function start() {
   const series = await refreshOverview();
+  await refreshAlerts();
   if (!series.length) {
     setStatus("no series yet: waiting for the first point…");
     setTimeout(() => start().catch(fail), 2000);
@@ -222,6 +271,7 @@ async function start() {
   setInterval(() => { if (state.live) { chart.domain = [Date.now() - state.spanMs, Date.now()]; chart.render(); } },
     1000);  // keep the time axis moving between points
   setInterval(() => refreshOverview().catch(fail), 15000);
+  setInterval(() => refreshAlerts().catch(fail), 5000);
 }
 
 start().catch(fail);

@@ -20,12 +20,14 @@ class Chart {
     const { width, height, margin } = CHART;
     this.onRange = onRange;
     this.series = [];  // [{id, label, color, data: [{ts, w, min?, max?}]}]
+    this.marks = [];  // alerts that held on what is shown: [{from, to (null: still firing), severity, summary}]
     this.stacked = false;
     this.domain = [Date.now() - 600000, Date.now()];
     this.svg = d3.select(element).append("svg").attr("viewBox", `0 0 ${width} ${height}`);
     this.x = d3.scaleTime().range([margin.left, width - margin.right]);
     this.y = d3.scaleLinear().range([height - margin.bottom, margin.top]);
     this.gridG = this.svg.append("g").attr("class", "grid");
+    this.marksG = this.svg.append("g").attr("class", "marks");
     this.plot = this.svg.append("g").attr("class", "plot");
     this.xAxisG = this.svg.append("g").attr("class", "axis").attr("transform", `translate(0,${height - margin.bottom})`);
     this.yAxisG = this.svg.append("g").attr("class", "axis").attr("transform", `translate(${margin.left},0)`);
@@ -98,6 +100,7 @@ class Chart {
     this.yAxisG.call(d3.axisLeft(this.y).ticks(8).tickFormat((v) => `${d3.format("~s")(v)}W`));
     this.gridG.call(d3.axisLeft(this.y).ticks(8).tickSize(-(width - margin.left - margin.right)).tickFormat(""))
       .attr("transform", `translate(${margin.left},0)`);
+    this.renderMarks();
     const x = (p) => this.x(p.ts);
     const groups = this.plot.selectAll("g.series").data(layers, (l) => l.s.id)
       .join((enter) => {
@@ -117,6 +120,18 @@ class Chart {
         l.pts.filter((p) => p.d.min !== undefined && p.d.max !== undefined))));
   }
 
+  // Where an alert held: a band behind the lines, from when it fired to its resolution (or the view's end).
+  renderMarks() {
+    const { height, margin } = CHART;
+    const [a, b] = this.domain;
+    const spans = this.marks.map((m) => ({ m, x0: this.x(Math.max(m.from, a)), x1: this.x(Math.min(m.to ?? b, b)) }))
+      .filter((s) => s.x1 > s.x0);
+    this.marksG.selectAll("rect").data(spans).join("rect")
+      .attr("class", (s) => `mark ${s.m.severity}`)
+      .attr("x", (s) => s.x0).attr("width", (s) => s.x1 - s.x0)
+      .attr("y", margin.top).attr("height", height - margin.top - margin.bottom);
+  }
+
   hover(ev) {
     const [mx] = d3.pointer(ev, this.svg.node());
     const t = this.x.invert(mx).getTime();
@@ -134,6 +149,14 @@ class Chart {
       row.append("span").text(`${s.label}: `);
       row.append("b").attr("class", "value").text(`${fmtW(d.w)} W`);
       if (d.min !== undefined) row.append("small").text(` min ${fmtW(d.min)} · max ${fmtW(d.max)}`);
+    }
+    for (const m of this.marks.filter((m) => m.from <= ts && (m.to === null || ts < m.to))) {
+      this.tooltip.append("div").attr("class", `alert ${m.severity}`).text(m.summary);
+    }
+    // Near the right edge it opens to the left of the pointer, so it is never cut off by the window.
+    const width = this.tooltip.node().offsetWidth;
+    if (ev.pageX + 14 + width > window.scrollX + document.documentElement.clientWidth) {
+      this.tooltip.style("left", `${Math.max(0, ev.pageX - 14 - width)}px`);
     }
   }
 
