@@ -170,6 +170,11 @@ class AgentBook:
             if dups:
                 self.metrics.inc("powerhub_seq_duplicates_total", dups, site=site, agent=state.name)
 
+    def gap_counts(self) -> dict[tuple[str, str], int]:
+        """Each named agent's missing seqs (the `gaps` alert's input)."""
+        with self._lock:
+            return {(s.site, s.name): s.seqs.missing for s in self._agents.values() if s.name != UNKNOWN_AGENT}
+
     def snapshot(self) -> list[dict[str, object]]:
         with self._lock:
             return [s.snapshot(self.count_gaps) for _, s in sorted(self._agents.items())]

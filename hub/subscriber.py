@@ -96,6 +96,8 @@ class Subscriber:
         self.alerts = open_engine(alerts, metrics, self.client, mqtt.root) if alerts else None
         if self.alerts:
             self.agents.on_status = self.alerts.agent_status
+            if self.agents.count_gaps:
+                self.alerts.gap_counts = self.agents.gap_counts
         if formulas is not None:
             formulas.on_written = self._derived_written
 

@@ -109,6 +109,8 @@ def test_a_bad_rule_is_a_config_error_with_its_path(keys: dict[str, Any], error:
     ({"alerts": {"stale": {"intervals": 0}}}, "alerts.stale.intervals: must be greater than 0"),
     ({"alerts": {"offline": {"enabled": "yes"}}}, "alerts.offline.enabled: must be true or false"),
     ({"alert": {}}, "alert: unknown section (did you mean alerts?)"),
+    ({"alerts": {"gaps": {"clear_after_s": 0}}}, "alerts.gaps.clear_after_s: must be greater than 0"),
+    ({"alerts": {"gap": {}}}, "alerts.gap: unknown key (did you mean gaps?)"),
 ])
 def test_bad_alerts_settings_are_config_errors(doc: dict[str, Any], error: str) -> None:
     from telemetry.config import check_sections
@@ -121,5 +123,49 @@ def test_bad_alerts_settings_are_config_errors(doc: dict[str, Any], error: str) 
 
 def test_alerts_are_off_only_with_no_rule_and_the_built_in_ones_switched_off() -> None:
     assert HubConfig.parse({}).alerts is not None  # stale and offline are on by default
-    off = {"alerts": {"stale": {"enabled": False}, "offline": {"enabled": False}, "capacity": {"enabled": False}}}
+    off = {"alerts": {"stale": {"enabled": False}, "offline": {"enabled": False}, "capacity": {"enabled": False},
+                      "gaps": {"enabled": False}}}
     assert HubConfig.parse(off).alerts is None
+
+
+def gap_watch(for_s: float = 60.0, clear_after_s: float = 3600.0) -> Any:
+    from hub.alerts.config import GapsConfig
+    from hub.alerts.gaps import GapWatch
+
+    return GapWatch(GapsConfig(True, for_s, clear_after_s, "warning"))
+
+
+def look(watch: Any, alerts: dict[Any, Alert], now: int, missing: int) -> list[str]:
+    """One tick with `missing` seqs for agent lab/pi; the engine's alert set updated; the states it changed to."""
+    out = []
+    for ident, alert, change in watch.tick(now, {("lab", "pi"): missing}, alerts):
+        if alert is None:
+            alerts.pop(ident, None)
+        else:
+            alerts[ident] = alert
+        out.append(change.alert.state)
+    return out
+
+
+def test_a_hole_fires_only_once_it_stayed_open_for_s_and_resolves_after_clear_after_s_without_a_new_one() -> None:
+    watch, alerts = gap_watch(), {}
+    assert look(watch, alerts, NOW, 0) == []
+    assert look(watch, alerts, NOW + 1000, 3) == []  # open for a moment: an outbox may still fill it
+    assert look(watch, alerts, NOW + 30_000, 0) == []  # it did
+    assert look(watch, alerts, NOW + 40_000, 2) == []
+    assert look(watch, alerts, NOW + 100_000, 2) == [FIRING]  # open for 60 s
+    (alert,) = alerts.values()
+    assert (alert.subject, alert.since_ms, alert.value) == ("pi", NOW + 40_000, 2.0)
+    assert alert.summary == "agent lab/pi lost 2 points (seq gaps)"
+    assert look(watch, alerts, NOW + 2_000_000, 5) == []  # it grew: the hour starts again
+    assert look(watch, alerts, NOW + 2_000_000 + 3_599_000, 5) == []
+    assert look(watch, alerts, NOW + 2_000_000 + 3_600_000, 5) == [RESOLVED]
+    assert look(watch, alerts, NOW + 2_000_000 + 3_700_000, 5) == []  # 5 is the new baseline
+
+
+def test_a_gaps_alert_from_before_a_restart_waits_out_clear_after_s_rather_than_resolving_on_an_empty_book() -> None:
+    restored = Alert("gaps", "lab", "pi", FIRING, NOW - 10_000, NOW - 5000, "warning", "lost", 2.0, 0.0, True)
+    watch, alerts = gap_watch(clear_after_s=60.0), {restored.key: restored}
+    assert look(watch, alerts, NOW, 0) == []  # the restarted hub's book has seen no seq yet
+    assert look(watch, alerts, NOW + 54_000, 0) == []
+    assert look(watch, alerts, NOW + 55_000, 0) == [RESOLVED]  # a minute after its newest evidence

@@ -219,6 +219,37 @@ def test_an_agent_whose_status_says_offline_is_an_alert_until_it_is_online(site:
     client.publish(status, b"", qos=1, retain=True).wait_for_publish(5)
 
 
+def test_points_an_agent_lost_for_good_are_a_gaps_alert_and_late_ones_resolve_it(site: Site) -> None:
+    site.doc["alerts"]["gaps"] = {"for_s": 1.0, "clear_after_s": 3.0}
+    site.doc["alerts"]["stale"] = {"enabled": False}
+    hub = site.start_hub()
+    status = status_topic(site.mqtt.root, "lab", "rack-pi")
+    client = site.publisher.client
+    client.publish(status, status_payload("online", now_ms(), "test", ["pdu-a"]), qos=1,
+                   retain=True).wait_for_publish(5)
+    wait_for(lambda: hub.agents.agent_of("lab", "pdu-a") == "rack-pi", what="the hub to read the status")
+
+    def send(*seqs: int) -> None:
+        t0 = now_ms()
+        site.publisher.send_points(OUTLET, [Point(OUTLET, t0 + i, seq, {"w": 100.0}) for i, seq in enumerate(seqs)])
+
+    try:
+        send(1, 2, 5)  # 3 and 4 are missing, for longer than for_s: lost
+        got = wait_for(lambda: am_alerts(site, "gaps"), what="the gaps alert at Alertmanager")[0]
+        assert got["labels"] == {"alertname": "gaps", "site": "lab", "subject": "rack-pi", "severity": "warning"}
+        assert got["annotations"]["summary"] == "agent lab/rack-pi lost 2 points (seq gaps)"
+        send(3, 4)  # they were late after all (an outbox draining): the holes are filled
+        wait_for(lambda: not am_alerts(site, "gaps"), what="the filled gaps to resolve")
+        send(6, 9)  # two more lost, and no new hole after them: resolved after clear_after_s
+        wait_for(lambda: am_alerts(site, "gaps"), what="the second gaps alert")
+        assert am_alerts(site, "gaps")[0]["annotations"]["summary"] == "agent lab/rack-pi lost 2 points (seq gaps)"
+        wait_for(lambda: not am_alerts(site, "gaps"), 15, "the gaps alert to resolve once no new hole opens")
+        assert [h["state"] for h in hub.alerts.history("rack-pi") if h["rule"] == "gaps"] == [  # type: ignore[union-attr]
+            "resolved", "firing", "resolved", "firing"]
+    finally:
+        client.publish(status, b"", qos=1, retain=True).wait_for_publish(5)
+
+
 def test_alertmanager_or_the_webhook_down_loses_no_notification(site: Site) -> None:
     site.am.stop()
     site.webhook.fail = True

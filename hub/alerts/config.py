@@ -25,7 +25,8 @@ OVERLOAD = "overload"  # critical: past its rating
 REDUNDANCY = "redundancy"  # a PDU could not carry its twin's share if the twin's feed failed
 SITE_LIMIT = "site-limit"  # critical: the site's main meter past its contracted limit
 SITE_SOFT_LIMIT = "site-soft-limit"  # warning: past its soft limit
-BUILTIN_RULES = (STALE, OFFLINE, CAPACITY, OVERLOAD, REDUNDANCY, SITE_LIMIT, SITE_SOFT_LIMIT)
+GAPS = "gaps"  # an agent's points went missing for good (seq gaps)
+BUILTIN_RULES = (STALE, OFFLINE, CAPACITY, OVERLOAD, REDUNDANCY, SITE_LIMIT, SITE_SOFT_LIMIT, GAPS)
 _SERIES_GLOB = re.compile(r"^[a-z0-9_\-*?\[\]!]+\.[a-z0-9_\-*?\[\]!]+\.[a-z0-9_\-*?\[\]!]+$")
 
 
@@ -121,6 +122,25 @@ class OfflineConfig:
 
 
 @dataclass(frozen=True)
+class GapsConfig:
+    """An agent's seq gaps that stay open `for_s` (not filled by its outbox's late points); resolved after
+    `clear_after_s` without a new one."""
+
+    enabled: bool
+    for_s: float
+    clear_after_s: float
+    severity: str
+
+    @staticmethod
+    def parse(sec: Section) -> GapsConfig:
+        cfg = GapsConfig(sec.boolean("enabled", True), _for_s(sec, 60.0),
+                         sec.number("clear_after_s", 3600.0, positive=True),
+                         sec.string("severity", "warning", choices=SEVERITIES))
+        sec.finish()
+        return cfg
+
+
+@dataclass(frozen=True)
 class CapacityConfig:
     """Each phase and bank against its rating (`[[inventory.pdus]]` rating_a / banks_a, else the PDU's own limit_a):
     `capacity` (warning) past `warn_fraction`, as electricians size continuous loads, `overload` (critical) past it."""
@@ -168,6 +188,7 @@ class AlertsConfig:
     rules: list[ThresholdRule]
     stale: StaleConfig
     offline: OfflineConfig
+    gaps: GapsConfig
     capacity: CapacityConfig
     redundancy: LimitConfig
     site_limit: LimitConfig
@@ -194,6 +215,7 @@ class AlertsConfig:
             rules=rules,
             stale=StaleConfig.parse(sec.table(STALE)),
             offline=OfflineConfig.parse(sec.table(OFFLINE)),
+            gaps=GapsConfig.parse(sec.table(GAPS)),
             capacity=CapacityConfig.parse(sec.table(CAPACITY)),
             redundancy=LimitConfig.parse(sec.table(REDUNDANCY), 30.0),
             site_limit=LimitConfig.parse(sec.table("site_limit"), 60.0),
@@ -212,7 +234,8 @@ class AlertsConfig:
         """None when there is nothing to judge: no rule and the built-in rules switched off."""
         rated = self.capacity.enabled or (self.redundancy.enabled and self.pdus) or \
             (self.site_limit.enabled and self.sites)
-        return self if self.rules or self.stale.enabled or self.offline.enabled or rated else None
+        return self if self.rules or self.stale.enabled or self.offline.enabled or self.gaps.enabled or rated \
+            else None
 
 
 def _http_url(sec: Section, key: str) -> str | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from hub.alerts.builtin import Ratings, Redundancy, Summary
 from hub.alerts.config import OFFLINE, STALE, AlertsConfig, ThresholdRule
 from hub.alerts.db import AlertDb
+from hub.alerts.gaps import GapWatch
 from hub.alerts.notifiers import Courier, Notifier
 from hub.alerts.state import FIRING, PENDING, RESOLVED, Alert, Change, judge, threshold_summary
 from telemetry import Point, SeriesKey
@@ -81,6 +82,9 @@ class AlertEngine:
         self.notify_within_ms = int(cfg.notify_within_s * 1000)
         self.ratings = Ratings(cfg)
         self.redundancy = Redundancy(cfg)
+        self.gaps = GapWatch(cfg.gaps)
+        # Each agent's count of missing seqs (the hub's AgentBook); None: unknown, as on a shared subscription.
+        self.gap_counts: Callable[[], dict[tuple[str, str], int]] | None = None
         for alert in self._alerts.values():
             self.metrics.set("powerhub_alerts_firing", self._count(alert.rule), rule=alert.rule)
 
@@ -199,6 +203,14 @@ class AlertEngine:
         for change in changes:
             self._changes.put(change)
 
+    def _tick_gaps(self, now: int) -> None:
+        if not self.cfg.gaps.enabled or self.gap_counts is None:
+            return
+        counts = self.gap_counts()
+        with self._lock:
+            for ident, alert, change in self.gaps.tick(now, counts, self._alerts):
+                self._set(alert, ident, change)
+
     def _tick_agents(self) -> None:
         cfg = self.cfg.offline
         if not cfg.enabled:
@@ -251,6 +263,7 @@ class AlertEngine:
                 self._tick_stale(self.now_ms())
                 self._tick_agents()
                 self._tick_redundancy(self.now_ms())
+                self._tick_gaps(self.now_ms())
             if mono >= next_save:
                 next_save = mono + SAVE_SERIES_S
                 self._save_series()
