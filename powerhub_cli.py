@@ -163,17 +163,17 @@ def cmd_inventory(doc: dict[str, Any], args: argparse.Namespace) -> None:
     from hub.config import StoreConfig
     from hub.stores import open_store
     from telemetry.config import Section
-    from telemetry.inventory import parse_machines
+    from telemetry.inventory import parse_machines, parse_pdus
 
-    machines = parse_machines(Section(doc, ""))
+    machines, ratings = parse_machines(Section(doc, "")), parse_pdus(Section(doc, ""))
     store_cfg = StoreConfig.parse(Section(doc.get("store"), "store"))
     store = open_store(store_cfg.url, store_cfg.token, create=False)
     try:
-        report = inventory.build(store.series(), machines, args.min_w)
+        report = inventory.build(store.series(), machines, args.min_w, ratings=ratings)
     finally:
         store.close()
     sys.stdout.write(inventory.render(report))
-    if args.check and (report.unmapped or report.sourceless):
+    if args.check and report.flagged:
         raise Flagged("something is flagged (above)")
 
 
@@ -221,7 +221,7 @@ COMMANDS: dict[str, tuple[Callable[[dict[str, Any], argparse.Namespace], None], 
     "export": (cmd_export, "write a series' points as CSV (ours, or PowerGraph's file)"),
     "formula": (cmd_formula, "run a formula over stored points (post-mortem); the hub runs them live"),
     "plot": (cmd_plot, "draw a series' power (and its machine's CPU load) to a PNG"),
-    "inventory": (cmd_inventory, "list PDUs, outlets and machines; flag unmapped outlets and sourceless machines"),
+    "inventory": (cmd_inventory, "list PDUs, outlets, phases and machines; flag what is unmapped or unrated"),
     "mqtt-acl": (cmd_mqtt_acl, "write Mosquitto's password and ACL files from [inventory]"),
     "token": (cmd_token, "make a new API token and the hash for web.tokens"),
     "demo": (cmd_demo, "the whole system in one process: broker, simulated meters, hub, web"),

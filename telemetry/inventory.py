@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from telemetry.config import REQUIRED, ConfigError, Section, did_you_mean
 from telemetry.names import NameError_, check_name
+from telemetry.series import BANK_PREFIX
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,21 @@ class SiteLimit:
     main: str
     limit_kw: float
     soft_limit_kw: float
+
+
+def rating_a(pdu: PduRating | None, channel: str, limit_a: object) -> float | None:
+    """What a PDU's phase or bank may carry: `banks_a` for a bank, `rating_a` for a phase, else the PDU's own
+    configured overload threshold (the reading's `limit_a`); None when nothing says."""
+    if pdu is not None:
+        if channel.startswith(BANK_PREFIX):
+            bank = pdu.banks_a.get(channel.removeprefix(BANK_PREFIX))
+            if bank is not None:
+                return bank
+        elif pdu.rating_a is not None:
+            return pdu.rating_a
+    if isinstance(limit_a, int | float) and not isinstance(limit_a, bool) and limit_a > 0:
+        return float(limit_a)
+    return None
 
 
 DEFAULT_VOLTS = 230.0

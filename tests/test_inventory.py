@@ -65,7 +65,55 @@ def test_lists_pdus_and_flags_what_is_unmapped(store: Store, store_url: str, tmp
     assert "lab.web-01  pdu-a3.outlet-1 143.0 W, pdu-b3.outlet-1 no data" in out
     assert "lab.node17  node17.power no data  <- no source" in out
     assert "lab.spare  (no sources listed)  <- no source" in out
-    assert lines[-1] == "1 outlet(s) drawing >= 1 W with no machine; 2 machine(s) with no source"
+    assert "lab.web-01  <- fed by pdu-a3 and pdu-b3, no pair in [[inventory.pdus]]: no redundancy check" in out
+    assert lines[-2:] == ["1 outlet(s) drawing >= 1 W with no machine; 2 machine(s) with no source",
+                          "0 phase(s) or bank(s) with no rating; 1 dual-fed machine(s) on PDUs that are no pair; "
+                          "0 rated PDU(s) not in the store"]
+
+
+RATED = """
+[[inventory.pdus]]
+site = "lab"
+device = "pdu-a3"
+rating_a = 16.0
+banks_a = { "1" = 10.0 }
+pair = "pdu-b3"
+
+[[inventory.pdus]]
+site = "lab"
+device = "pdu-b3"
+
+[[inventory.pdus]]
+site = "lab"
+device = "pdu-c9"                 # a typo, or a PDU not yet read
+"""
+
+
+def test_phases_and_banks_show_their_rating_and_what_the_alerts_cannot_judge_is_flagged(
+        store: Store, store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_pdus(store)
+    now = time.time_ns() // 1_000_000
+    store.write([
+        Point(SeriesKey("lab", "pdu-a3", "phase-1"), now, 6, {"a": 6.5, "limit_a": 12.0}),
+        Point(SeriesKey("lab", "pdu-a3", "bank-1"), now, 7, {"a": 3.8}),
+        Point(SeriesKey("lab", "pdu-a3", "bank-2"), now, 8, {"a": 2.4, "limit_a": 8.0}),
+        Point(SeriesKey("lab", "pdu-b3", "phase-1"), now, 9, {"a": 1.0}),  # no limit_a, no rating_a
+    ])
+    config = tmp_path / "powerhub.toml"
+    config.write_text(CONFIG.format(url=store_url) + RATED)
+    assert main(["inventory", "--config", str(config), "--check"]) == 1
+    out = capsys.readouterr().out
+    rows = [line.split("  <-")[0].split() for line in out.splitlines()]
+    assert ["phase-1", "6.5", "A", "of", "16", "A", "(41%)"] in rows  # rating_a wins over the PDU's own 12 A
+    assert ["bank-1", "3.8", "A", "of", "10", "A", "(38%)"] in rows  # banks_a
+    assert ["bank-2", "2.4", "A", "of", "8", "A", "(30%)"] in rows  # the PDU's own limit_a
+    b3 = out.split("lab.pdu-b3", 1)[1].splitlines()
+    assert b3[1].split() == ["phase-1", "1.0", "A", "<-", "no", "rating:", "set", "rating_a", "(banks_a)", "in",
+                             "[[inventory.pdus]]"]
+    assert "  lab.pdu-c9  <- in [[inventory.pdus]], no series in the store" in out
+    assert "no redundancy check" not in out  # web-01's two PDUs are a pair now
+    assert out.splitlines()[-1] == ("1 phase(s) or bank(s) with no rating; 0 dual-fed machine(s) on PDUs that are no "
+                                    "pair; 1 rated PDU(s) not in the store")
 
 
 def test_check_exits_1_when_anything_is_flagged(store: Store, store_url: str, tmp_path: Path,

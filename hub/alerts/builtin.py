@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from hub.alerts.config import CAPACITY, OVERLOAD, REDUNDANCY, SITE_LIMIT, SITE_SOFT_LIMIT, AlertsConfig, ThresholdRule
 from telemetry import Point, SeriesKey
-from telemetry.inventory import PduRating
-from telemetry.series import BANK_PREFIX, CURRENT, PHASE_PREFIX, TOTAL_CHANNEL, is_outlet
+from telemetry.inventory import PduRating, rating_a
+from telemetry.series import CURRENT, PHASE_PREFIX, TOTAL_CHANNEL, is_outlet
 
 Summary = Callable[[float], str]
 
@@ -34,23 +34,11 @@ class Ratings:
         self.pdus = {(p.site, p.device): p for p in cfg.pdus}
         self._rules: dict[tuple[str, float], tuple[tuple[ThresholdRule, Summary], ...]] = {}
 
-    def rating_a(self, key: SeriesKey, point: Point) -> float | None:
-        pdu = self.pdus.get((key.site, key.device))
-        if pdu is not None:
-            if key.channel.startswith(BANK_PREFIX):
-                bank = pdu.banks_a.get(key.channel.removeprefix(BANK_PREFIX))
-                if bank is not None:
-                    return bank
-            elif pdu.rating_a is not None:
-                return pdu.rating_a
-        limit = _number(point.fields.get("limit_a"))
-        return limit if limit is not None and limit > 0 else None
-
     def capacity(self, key: SeriesKey, point: Point) -> tuple[tuple[ThresholdRule, Summary], ...]:
         """The capacity and overload thresholds of a phase or bank at this point's rating (none when unknown)."""
         if not self.cfg.capacity.enabled or key.measurement != CURRENT.name:
             return ()
-        rating = self.rating_a(key, point)
+        rating = rating_a(self.pdus.get((key.site, key.device)), key.channel, point.fields.get("limit_a"))
         if rating is None:
             return ()
         cached = self._rules.get((key.id, rating))
