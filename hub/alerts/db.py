@@ -51,20 +51,22 @@ class AlertDb:
             rows = self._db.execute(f"SELECT {COLUMNS} FROM active").fetchall()
         return [_alert(row) for row in rows]
 
-    def record(self, alert: Alert, to: list[str]) -> None:
-        """A new state: kept (or dropped from `active` once resolved), written to the history when it fired or
-        resolved, and queued for each notifier in `to`, in one transaction."""
-        row = astuple(alert)
+    def record(self, changes: list[tuple[Alert, list[str]]]) -> None:
+        """New states, in order and in one transaction (a PDU going dark is hundreds at once): each kept (or dropped
+        from `active` once resolved), written to the history when it fired or resolved, and queued for each
+        notifier it names."""
         with self._lock, self._db:
             self._db.execute("BEGIN")
-            if alert.state in (FIRING, PENDING):
-                self._db.execute(f"INSERT OR REPLACE INTO active ({COLUMNS}) VALUES ({MARKS})", row)
-            else:
-                self._db.execute("DELETE FROM active WHERE rule = ? AND site = ? AND subject = ?", alert.key)
-            if alert.state != PENDING:
-                self._db.execute(f"INSERT INTO history ({COLUMNS}) VALUES ({MARKS})", row)
-            body = orjson.dumps(alert.to_json())
-            self._db.executemany("INSERT INTO outbox (notifier, body) VALUES (?, ?)", [(n, body) for n in to])
+            for alert, to in changes:
+                row = astuple(alert)
+                if alert.state in (FIRING, PENDING):
+                    self._db.execute(f"INSERT OR REPLACE INTO active ({COLUMNS}) VALUES ({MARKS})", row)
+                else:
+                    self._db.execute("DELETE FROM active WHERE rule = ? AND site = ? AND subject = ?", alert.key)
+                if alert.state != PENDING:
+                    self._db.execute(f"INSERT INTO history ({COLUMNS}) VALUES ({MARKS})", row)
+                body = orjson.dumps(alert.to_json())
+                self._db.executemany("INSERT INTO outbox (notifier, body) VALUES (?, ?)", [(n, body) for n in to])
 
     def history(self, subject: str | None, limit: int) -> list[dict[str, object]]:
         where, args = ("WHERE subject = ?", [subject]) if subject else ("", [])

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0  # how often quiet series and offline agents are looked at
 SAVE_SERIES_S = 60.0
 INTERVAL_WEIGHT = 0.2  # how fast a series' usual interval follows a change of its rate
+LOG_EACH = 10  # changes of one rule and state logged one by one per batch; the rest in one line
 
 
 @dataclass
@@ -85,8 +86,8 @@ class AlertEngine:
         self.gaps = GapWatch(cfg.gaps)
         # Each agent's count of missing seqs (the hub's AgentBook); None: unknown, as on a shared subscription.
         self.gap_counts: Callable[[], dict[tuple[str, str], int]] | None = None
-        for alert in self._alerts.values():
-            self.metrics.set("powerhub_alerts_firing", self._count(alert.rule), rule=alert.rule)
+        for rule, count in self._counts({a.rule for a in self._alerts.values()}).items():
+            self.metrics.set("powerhub_alerts_firing", count, rule=rule)
 
     # --- fed by the hub -------------------------------------------------------------------------------------------
 
@@ -251,8 +252,7 @@ class AlertEngine:
         while not self._stop.is_set():
             try:
                 change = self._changes.get(timeout=max(0.0, next_tick - time.monotonic()))
-                self._record(change)
-                self._record_all()
+                self._record_all([change])
             except queue.Empty:
                 pass
             except Exception:  # a bug here must not stop the hub from storing
@@ -268,30 +268,47 @@ class AlertEngine:
                 next_save = mono + SAVE_SERIES_S
                 self._save_series()
 
-    def _record_all(self) -> None:
+    def _record_all(self, changes: list[Change] | None = None) -> None:
+        """Every change waiting, recorded in one transaction, logged, counted, and handed to the couriers."""
+        changes = changes or []
         while True:
             try:
-                self._record(self._changes.get_nowait())
+                changes.append(self._changes.get_nowait())
             except queue.Empty:
-                return
-
-    def _record(self, change: Change) -> None:
-        alert = change.alert
-        to = [n.name for n in self.notifiers] if change.notify else []
-        self.db.record(alert, to)
-        if alert.state != PENDING:
+                break
+        if not changes:
+            return
+        names = [n.name for n in self.notifiers]
+        self.db.record([(c.alert, names if c.notify else []) for c in changes])
+        logged: dict[tuple[str, str], int] = {}
+        for change in changes:
+            alert = change.alert
+            if alert.state == PENDING:
+                continue
             self.metrics.inc("powerhub_alerts_total", rule=alert.rule, state=alert.state)
-            log.log(logging.WARNING if alert.state == FIRING else logging.INFO, "alert %s %s: %s%s",
-                    alert.rule, alert.state, alert.summary, "" if change.notify else " (not notified: in the past)")
+            seen = logged[(alert.rule, alert.state)] = logged.get((alert.rule, alert.state), 0) + 1
+            if seen <= LOG_EACH:
+                log.log(logging.WARNING if alert.state == FIRING else logging.INFO, "alert %s %s: %s%s", alert.rule,
+                        alert.state, alert.summary, "" if change.notify else " (not notified: in the past)")
+        for (rule, state), seen in logged.items():
+            if seen > LOG_EACH:  # a flood (a PDU going dark): one line for the rest, not one per outlet
+                log.warning("alert %s: %d more %s at once (GET /api/v1/alerts lists them)", rule, seen - LOG_EACH,
+                            state)
         with self._lock:
-            count = self._count(alert.rule)
-        self.metrics.set("powerhub_alerts_firing", count, rule=alert.rule)
-        for courier in self.couriers:
-            if courier.notifier.name in to:
+            counts = self._counts({c.alert.rule for c in changes})
+        for rule, count in counts.items():
+            self.metrics.set("powerhub_alerts_firing", count, rule=rule)
+        if any(c.notify for c in changes):
+            for courier in self.couriers:
                 courier.wake()
 
-    def _count(self, rule: str) -> int:
-        return sum(1 for a in self._alerts.values() if a.rule == rule and a.state == FIRING)
+    def _counts(self, rules: set[str]) -> dict[str, int]:
+        """Under the lock: how many alerts of each rule fire."""
+        counts = dict.fromkeys(rules, 0)
+        for a in self._alerts.values():
+            if a.state == FIRING and a.rule in counts:
+                counts[a.rule] += 1
+        return counts
 
     def _save_series(self) -> None:
         with self._lock:
