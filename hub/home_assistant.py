@@ -7,6 +7,12 @@ from the publishing agent's retained status. States go to `{root}/ha/{site}/{dev
 (the data topics may carry arrays, which Home Assistant's templates cannot pick the last value from), at most once
 per `every_s` per series. When Home Assistant announces itself (`{prefix}/status` = `online`) every config and
 state is sent again, as its documentation asks.
+
+Each alert, when it first fires, becomes a binary sensor of `device_class: problem` on
+`{prefix}/binary_sensor/powerhub_alert_{site}_{rule}_{subject}/config`, on the alert's own retained topic
+(`{root}/alert/...`, SPEC.md section 2): on while it fires, off once resolved (and once its retained message is
+cleared), with the alert's summary, severity and times as attributes. It stays after the alert resolves, so Home
+Assistant's history and automations keep it; it joins the Home Assistant device of its series or PDU.
 """
 
 from __future__ import annotations
@@ -20,8 +26,17 @@ import paho.mqtt.client as paho
 
 from telemetry import Point, SeriesKey
 from telemetry.series import ENERGY, POWER
+from telemetry.topics import alert_topic
 
 log = logging.getLogger(__name__)
+
+# The alert topic's payload is JSON while the alert lives and empty once cleared: both must read as a state.
+ALERT_STATE = "{{ 'ON' if value_json is defined and value_json.state == 'firing' else 'OFF' }}"
+ALERT_ATTRIBUTES = "{{ value_json | tojson if value_json is defined else '{}' }}"
+
+
+def _object_id(*parts: str) -> str:
+    return "_".join(parts).replace(".", "_").replace("-", "_")
 
 
 class HomeAssistant:
@@ -31,6 +46,7 @@ class HomeAssistant:
         self.agent_of = agent_of
         self.birth_topic = f"{prefix}/status"
         self._configs: dict[SeriesKey, bytes] = {}
+        self._alert_configs: dict[str, bytes] = {}  # discovery topic -> config, of every alert that fired
         self._latest: dict[SeriesKey, float] = {}
         self._changed: set[SeriesKey] = set()
         self._lock = threading.Lock()
@@ -59,6 +75,34 @@ class HomeAssistant:
                                     "value_template": "{{ value_json.state }}"}]
         return doc
 
+    def alert_config(self, site: str, rule: str, subject: str) -> tuple[str, dict[str, object]]:
+        """The discovery topic and config of one alert's problem binary sensor."""
+        parts = subject.split(".")
+        device = parts[1] if len(parts) == 3 and parts[0] == site else subject  # a series' device, or a PDU's
+        object_id = _object_id("powerhub_alert", site, rule, subject)
+        topic = alert_topic(self.root, site, rule, subject)
+        return f"{self.prefix}/binary_sensor/{object_id}/config", {
+            "name": f"{rule} {subject}",
+            "unique_id": object_id,
+            "object_id": object_id,
+            "device_class": "problem",
+            "state_topic": topic,
+            "value_template": ALERT_STATE,
+            "json_attributes_topic": topic,
+            "json_attributes_template": ALERT_ATTRIBUTES,
+            "device": {"identifiers": [f"powerhub_{site}_{device}"], "name": f"{site} {device}",
+                       "manufacturer": "powerhub"},
+        }
+
+    def alert_fired(self, site: str, rule: str, subject: str) -> None:
+        """Called before an alert's state is published: its binary sensor, the first time it fires."""
+        topic, doc = self.alert_config(site, rule, subject)
+        with self._lock:
+            if topic in self._alert_configs:
+                return
+            self._alert_configs[topic] = json.dumps(doc).encode()
+        self.client.publish(topic, self._alert_configs[topic], qos=1, retain=True)
+
     def seen(self, points: Iterable[Point]) -> None:
         """Points were stored: announce new series, remember their newest values."""
         new = []
@@ -81,9 +125,12 @@ class HomeAssistant:
         with self._lock:
             keys = list(self._configs)
             self._changed.update(keys)
-        log.info("Home Assistant is online: sending %d sensor configs again", len(keys))
+            alerts = list(self._alert_configs.items())
+        log.info("Home Assistant is online: sending %d sensor and %d alert configs again", len(keys), len(alerts))
         for key in keys:
             self._publish_config(key)
+        for topic, config in alerts:
+            self.client.publish(topic, config, qos=1, retain=True)
         self.flush()
 
     def _publish_config(self, key: SeriesKey) -> None:

@@ -55,11 +55,12 @@ def accounts(doc: dict[str, object]) -> list[Account]:
     if hub.data:
         password = hub.secret("password", required=True)
         assert password is not None
-        # Home Assistant discovery (hub.home_assistant): the hub writes sensor configs and states, reads HA's birth.
+        # Home Assistant discovery (hub.home_assistant): the hub writes sensor (and alert binary sensor) configs
+        # and states, reads HA's birth.
         # Alerts: the hub writes them, the web app (sharing the account) reads them and its own sync probe.
         out.append(Account(hub.string("username", "hub"), password,
-                           write=(hub_filter(root), f"{root}/ha/#", f"{ha_prefix}/sensor/#", alert_filter(root),
-                                  web_filter(root)),
+                           write=(hub_filter(root), f"{root}/ha/#", f"{ha_prefix}/sensor/#",
+                                  f"{ha_prefix}/binary_sensor/#", alert_filter(root), web_filter(root)),
                            read=(f"{root}/data/#", f"{root}/status/#", f"{ha_prefix}/status", alert_filter(root),
                                  web_filter(root))))
         hub.finish()

@@ -93,7 +93,7 @@ class Subscriber:
         if home_assistant is not None:
             prefix, every_s = home_assistant
             self.ha = HomeAssistant(self.client, mqtt.root, prefix, every_s, self.agents.agent_of)
-        self.alerts = open_engine(alerts, metrics, self.client, mqtt.root) if alerts else None
+        self.alerts = open_engine(alerts, metrics, self.client, mqtt.root, self.ha) if alerts else None
         if self.alerts:
             self.agents.on_status = self.alerts.agent_status
             if self.agents.count_gaps:

@@ -141,7 +141,7 @@ def test_mqtt_acl_files(secure: tuple[Path, Pki, SecureBroker, dict[str, Any]]) 
     acl = (d / "acl" / "acl").read_text()
     assert "user lab-pi\ntopic write sec/data/lab/#\ntopic write sec/status/lab/pi\ntopic read sec/hub/+\n" in acl
     assert ("user hub\ntopic write sec/hub/+\ntopic write sec/ha/#\ntopic write homeassistant/sensor/#\n"
-            "topic write sec/alert/#\ntopic write sec/web/#\n"
+            "topic write homeassistant/binary_sensor/#\ntopic write sec/alert/#\ntopic write sec/web/#\n"
             "topic read sec/data/#\ntopic read sec/status/#\ntopic read homeassistant/status\n"
             "topic read sec/alert/#\ntopic read sec/web/#\n") in acl
     passwd = (d / "acl" / "passwd").read_text()

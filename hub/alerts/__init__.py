@@ -9,15 +9,17 @@ from hub.alerts.config import AlertsConfig
 from hub.alerts.engine import AlertEngine
 from hub.alerts.notifiers import Notifier
 from hub.alerts.notifiers.alertmanager import Alertmanager
-from hub.alerts.notifiers.mqtt import MqttAlerts
+from hub.alerts.notifiers.mqtt import AlertSensors, MqttAlerts
 from hub.alerts.notifiers.webhook import Webhook
 from telemetry.metrics import Metrics
 
 __all__ = ["AlertEngine", "AlertsConfig", "open_engine"]
 
 
-def open_engine(cfg: AlertsConfig, metrics: Metrics, client: paho.Client, root: str) -> AlertEngine:
-    notifiers: list[Notifier] = [MqttAlerts(client, root)]
+def open_engine(cfg: AlertsConfig, metrics: Metrics, client: paho.Client, root: str,
+                sensors: AlertSensors | None = None) -> AlertEngine:
+    """`sensors`: Home Assistant's discovery, when it is on (each alert a problem binary sensor)."""
+    notifiers: list[Notifier] = [MqttAlerts(client, root, sensors)]
     if cfg.alertmanager_url:
         notifiers.append(Alertmanager(cfg.alertmanager_url))
     if cfg.webhook_url:

@@ -4,28 +4,39 @@ message is cleared, so a subscriber that comes later sees only what fires."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import orjson
 import paho.mqtt.client as paho
 
 from hub.alerts.notifiers.base import NotifyError
-from hub.alerts.state import RESOLVED
+from hub.alerts.state import FIRING, RESOLVED
 from telemetry.topics import alert_topic
 
 PUBLISH_TIMEOUT_S = 10.0
 
 
+class AlertSensors(Protocol):
+    """Home Assistant's discovery (`hub.home_assistant`): a problem binary sensor per alert."""
+
+    def alert_fired(self, site: str, rule: str, subject: str) -> None: ...
+
+
 class MqttAlerts:
     name = "mqtt"
 
-    def __init__(self, client: paho.Client, root: str) -> None:
-        self.client, self.root = client, root
+    def __init__(self, client: paho.Client, root: str, sensors: AlertSensors | None = None) -> None:
+        self.client, self.root, self.sensors = client, root, sensors
 
     def deliver(self, alerts: list[dict[str, object]]) -> None:
         if not self.client.is_connected():
             raise NotifyError("not connected to the broker")
         infos = []
         for alert in alerts:
-            topic = alert_topic(self.root, str(alert["site"]), str(alert["rule"]), str(alert["subject"]))
+            site, rule, subject = str(alert["site"]), str(alert["rule"]), str(alert["subject"])
+            topic = alert_topic(self.root, site, rule, subject)
+            if self.sensors is not None and alert["state"] == FIRING:
+                self.sensors.alert_fired(site, rule, subject)  # its config before its first state
             payload = {k: alert[k] for k in ("state", "since", "ts", "severity", "summary", "value", "limit")}
             infos.append(self.client.publish(topic, orjson.dumps(payload), qos=1, retain=True))
             if alert["state"] == RESOLVED:
