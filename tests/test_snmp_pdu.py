@@ -148,9 +148,11 @@ def test_ups_mib_output_lines(snmpsim: SnmpSim) -> None:
 def test_raritan_values_are_scaled_by_their_decimal_digits(snmpsim: SnmpSim) -> None:
     walk = read_walk(HAND_WRITTEN / "raritan-px2.snmprec")
     capture, ctx = run_reader({"host": "127.0.0.1", "port": snmpsim.port, "community": "raritan",
-                               "profile": "raritan"}, 4)
+                               "profile": "raritan"}, 9)
     got = first_poll(capture)
-    assert set(got) == {"outlet-1", "outlet-2", "outlet-4", "total"}  # outlet 3 has no power sensor
+    # outlet 3 has no power sensor; inlet 1's three poles and the two overcurrent protectors
+    assert set(got) == {"outlet-1", "outlet-2", "outlet-4", "total", "phase-1", "phase-2", "phase-3", "bank-1",
+                        "bank-2"}
     for n in (1, 2, 4):
         value = f"{RARITAN}.5.4.3.1.4.1.{n}"
         current_digits = int(walk[f"{RARITAN}.3.5.4.1.7.1.{n}.1"])
@@ -162,16 +164,27 @@ def test_raritan_values_are_scaled_by_their_decimal_digits(snmpsim: SnmpSim) -> 
     assert got["outlet-1"]["a"] == 1.234  # 1234 with 3 decimal digits
     assert got["total"] == {"w": float(walk[f"{RARITAN}.5.2.3.1.4.1.1.5"]),
                             "wh": float(walk[f"{RARITAN}.5.2.3.1.4.1.1.8"])}
+    for pole in (1, 2, 3):
+        value, config = f"{RARITAN}.5.2.4.1.4.1.1.{pole}", f"{RARITAN}.3.3.6.1"
+        milli = 10 ** int(walk[f"{config}.7.1.1.{pole}.1"])
+        assert got[f"phase-{pole}"] == {"a": pytest.approx(int(walk[f"{value}.1"]) / milli),
+                                        "v": float(walk[f"{value}.4"]), "w": float(walk[f"{value}.5"]),
+                                        "limit_a": pytest.approx(int(walk[f"{config}.23.1.1.{pole}.1"]) / milli),
+                                        "warn_a": pytest.approx(int(walk[f"{config}.24.1.1.{pole}.1"]) / milli)}
+    assert got["phase-3"] == {"a": 5.12, "v": 230.0, "w": 1170.0, "limit_a": 16.0, "warn_a": 12.8}
+    assert got["bank-1"] == {"a": 2.345, "limit_a": 16.0, "warn_a": 12.8}
+    assert got["bank-2"]["a"] == 1.877
     assert ctx.counters["snmp_errors"] == 0
 
 
 def test_servertech_outlets_per_cord_and_total_of_the_cords(snmpsim: SnmpSim) -> None:
     walk = read_walk(HAND_WRITTEN / "servertech-sentry4.snmprec")
     capture, _ = run_reader({"host": "127.0.0.1", "port": snmpsim.port, "community": "sentry",
-                             "profile": "servertech"}, 5)
+                             "profile": "servertech"}, 9)
     got = first_poll(capture)
     # cord 1's outlets are outlet-N as on the label; cord 2's keep the cord; AA4 reports -1 (unsupported): skipped
-    assert list(got) == ["outlet-1", "outlet-2", "outlet-3", "outlet-2-1", "total"]
+    assert list(got) == ["outlet-1", "outlet-2", "outlet-3", "outlet-2-1", "total", "phase-1", "phase-2-1", "bank-1",
+                         "bank-2"]
     for channel, index in (("outlet-1", "1.1"), ("outlet-2", "1.2"), ("outlet-3", "1.3"), ("outlet-2-1", "2.1")):
         assert got[channel] == {"name": walk[f"{SENTRY4}.8.2.1.3.1.{index}"],
                                 "a": pytest.approx(int(walk[f"{SENTRY4}.8.3.1.3.1.{index}"]) * 0.01),
@@ -180,6 +193,13 @@ def test_servertech_outlets_per_cord_and_total_of_the_cords(snmpsim: SnmpSim) ->
     cords = (1, 2)
     assert got["total"] == {"w": sum(float(walk[f"{SENTRY4}.3.3.1.3.1.{c}"]) for c in cords),
                             "wh": pytest.approx(sum(int(walk[f"{SENTRY4}.3.3.1.10.1.{c}"]) * 100.0 for c in cords))}
+    # Each cord's line and cord 1's branches, in amps, with their high warning and alarm (tenths of amps).
+    for channel, table, index in (("phase-1", 4, "1.1"), ("phase-2-1", 4, "2.1"), ("bank-1", 7, "1.1"),
+                                  ("bank-2", 7, "1.2")):
+        assert got[channel] == {"a": pytest.approx(int(walk[f"{SENTRY4}.{table}.3.1.3.1.{index}"]) * 0.01),
+                                "warn_a": pytest.approx(int(walk[f"{SENTRY4}.{table}.4.1.4.1.{index}"]) * 0.1),
+                                "limit_a": pytest.approx(int(walk[f"{SENTRY4}.{table}.4.1.5.1.{index}"]) * 0.1)}
+    assert got["phase-1"] == {"a": 8.42, "warn_a": 12.8, "limit_a": 16.0}
 
 
 def test_snmp_v3_auth_priv(snmpsim: SnmpSim, tmp_path: Path) -> None:
