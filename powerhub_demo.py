@@ -19,9 +19,10 @@ from edge_agent.config import AgentConfig
 from hub.agents import AgentBook
 from hub.config import HubConfig
 from hub.run import start_hub
+from hub.subscriber import Subscriber
 from telemetry.errors import UsageError
 from telemetry.metrics import Metrics
-from web import create_app
+from web import AlertHistoryUnavailable, create_app
 from web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -123,11 +124,20 @@ def run_demo(doc: dict[str, Any], web_port: int, var_dir: str, stop: threading.E
     agent_cfg, hub_cfg = AgentConfig.parse(cfg), HubConfig.parse(cfg)  # config errors before anything starts
     metrics = Metrics()
     agents = AgentBook(metrics)
-    app = create_app(cfg, metrics, agents.snapshot)
+    hubs: list[Subscriber] = []  # the hub starts after the app: its history of alerts is looked up when asked
+
+    def alert_history(subject: str | None, limit: int) -> list[dict[str, Any]]:
+        engine = hubs[0].alerts if hubs else None
+        if engine is None:
+            raise AlertHistoryUnavailable("the demo's hub judges no alerts")
+        return engine.history(subject, limit)
+
+    app = create_app(cfg, metrics, agents.snapshot, alert_history)
     web = WebServer(app)
     if broker:
         broker.start()
     hub = start_hub(hub_cfg, metrics, agents)
+    hubs.append(hub)
     agent = Agent(agent_cfg)
     agent.start()
     web.start()

@@ -289,8 +289,29 @@ def test_the_hub_serves_what_fires_and_the_history_over_http(site: Site) -> None
         assert [h["state"] for h in history] == ["firing"]
         bad = requests.get(f"{base}/history", params={"limit": "lots"}, timeout=5)
         assert bad.status_code == 400 and "limit" in bad.json()["error"]
+
+        # The web app serves the same history from the hub it is told of (web.hub_url), for the dashboard.
+        web_doc = {**site.doc, "web": {"hub_url": f"http://127.0.0.1:{http.port}"}}
+        app = create_app(web_doc)
+        try:
+            with app.test_client() as web:
+                got = web.get("/api/v1/alerts/history?subject=lab.pdu-a.outlet-3&limit=5")
+                assert got.status_code == 200 and got.get_json() == history
+                assert web.get("/api/v1/alerts/history?subject=lab.nothing.here").get_json() == []
+                too_many = web.get("/api/v1/alerts/history?limit=5000")
+                assert too_many.status_code == 400 and too_many.get_json() == {
+                    "error": "limit must be 1 to 1000, not 5000"}
+        finally:
+            app.extensions["powerhub"].alerts.stop()
     finally:
         http.stop()
+    with create_app(web_doc).test_client() as web:  # the hub gone: 503 in the one error shape
+        gone = web.get("/api/v1/alerts/history")
+        assert gone.status_code == 503 and gone.get_json()["error"].startswith(
+            f"alerts history unavailable: the hub at http://127.0.0.1:{http.port} does not answer")
+    with create_app({"store": site.doc["store"]}).test_client() as web:  # no web.hub_url: nobody to ask
+        assert web.get("/api/v1/alerts/history").get_json() == {
+            "error": "alerts history unavailable: set web.hub_url to the hub's endpoint (hub.listen)"}
 
 
 def test_the_web_app_answers_503_when_the_broker_does_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,6 +29,12 @@ from web.server import WebServer
 pytestmark = pytest.mark.peers  # starts real programs of its own: `make test` only
 
 NODE = SeriesKey("lab", "node17", "power")
+CHART_WIDTH = 1200  # chart.js's CHART.width: the SVG's viewBox
+# The alert band on the chart and where it should be, read in one go (the live chart moves every second).
+BAND = """([from, to]) => { const r = document.querySelector("#chart rect.mark");
+  const x0 = +r.getAttribute("x"), now = chart.x(new Date(chart.domain[1]));
+  return { x0, x1: x0 + +r.getAttribute("width"), start: chart.x(new Date(from)),
+           end: to === null ? now : chart.x(new Date(to)), now }; }"""
 PSU1, PSU2 = SeriesKey("lab", "pdu-a3", "outlet-1"), SeriesKey("lab", "pdu-b3", "outlet-1")
 MINUTE = 60_000
 
@@ -168,51 +174,70 @@ def test_dark_theme_follows_the_system(dashboard: str, artifacts: Path) -> None:
         pg.screenshot(path=str(artifacts / "dashboard-dark.png"))
 
 
-def test_an_alert_is_a_banner_and_a_band_on_its_chart_until_it_resolves(
-        page: tuple[Page, list[str]], mqtt_doc: dict[str, Any], mqtt_root: str, tmp_path: Path,
-        artifacts: Path) -> None:
+def test_an_alert_is_a_banner_and_a_band_on_its_chart_and_stays_a_band_once_resolved(
+        dashboard: str, mqtt_doc: dict[str, Any], mqtt_root: str, tmp_path: Path, artifacts: Path) -> None:
     """A real hub on the same broker and store judges node17's points against a rule; the page shows what the
-    hub's retained alert topic says, and drops it when the alert resolves."""
+    hub's retained alert topic says while it fires, and the hub's history (through `web.hub_url`) once resolved."""
     from hub.config import HubConfig
+    from hub.http import HubHttp
     from hub.run import start_hub
 
-    pg, _ = page
+    metrics = Metrics()
     hub = start_hub(HubConfig.parse({
         "mqtt": mqtt_doc, "hub": {"client_id": f"hub-{mqtt_root}", "batch_age_s": 0.02},
         "store": {"url": f"sqlite:///{tmp_path}/points.sqlite"},
         "alerts": {"state_file": str(tmp_path / "alerts.sqlite"), "stale": {"enabled": False},
                    "offline": {"enabled": False},
                    "rules": [{"name": "node-hot", "series": NODE.id, "above": 1500.0, "severity": "critical"}]}}),
-        Metrics())
+        metrics)
+    http = HubHttp("127.0.0.1", 0, metrics, hub.agents, hub.alerts)
+    http.start()
+    web = WebServer(create_app({"mqtt": mqtt_doc, "store": {"url": f"sqlite:///{tmp_path}/points.sqlite"},
+                                "web": {"listen": "127.0.0.1:0", "blip_default": NODE.id,
+                                        "hub_url": f"http://127.0.0.1:{http.port}"}}))
+    web.start()
     raw = Publisher(MqttConfig.parse(Section(mqtt_doc, "mqtt")))
+    errors: list[str] = []
+    summary = "lab.node17.power: w 2000 W is above 1500 (node-hot)"
     try:
         wait_for(hub.marked.is_set, what="the hub to subscribe")
-        expect(pg.locator("#alerts")).to_be_hidden()
-        fired_ms = time.time_ns() // 1_000_000
-        raw.send_points(NODE, [Point(NODE, fired_ms, 1_000_001, {"w": 2000.0})])
-        banner = pg.locator("#alerts")
-        expect(banner).to_be_visible(timeout=20_000)
-        expect(banner.locator("h2")).to_have_text("1 alert firing")
-        expect(banner.locator("li.critical")).to_contain_text("lab.node17.power: w 2000 W is above 1500 (node-hot)")
-        mark = pg.locator("#chart rect.mark.critical")
-        expect(mark).to_have_count(1)
-        # The band starts where the alert fired and runs to the live view's end.
-        domain = pg.evaluate("chart.domain")
-        x = float(mark.get_attribute("x") or 0)
-        fired_x = pg.evaluate(f"chart.x(new Date({fired_ms}))")
-        assert x == pytest.approx(max(fired_x, pg.evaluate(f"chart.x(new Date({domain[0]}))")), abs=1.5)
-        box = chart_box(pg)
-        pg.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] / 2)
-        expect(pg.locator("#tooltip .alert.critical")).to_have_text(
-            "lab.node17.power: w 2000 W is above 1500 (node-hot)")
-        tip = pg.locator("#tooltip").bounding_box()
-        assert tip is not None and tip["x"] + tip["width"] <= 1280  # opened to the left, inside the window
-        pg.screenshot(path=str(artifacts / "dashboard-alert.png"))
+        with chromium_page(f"http://127.0.0.1:{web.port}/", errors) as pg:
+            expect(pg.locator("#detail-title")).to_have_text(NODE.id)
+            expect(pg.locator("#alerts")).to_be_hidden()
+            fired_ms = time.time_ns() // 1_000_000 - 60_000  # a minute ago: recent enough to be notified
+            raw.send_points(NODE, [Point(NODE, fired_ms, 1_000_001, {"w": 2000.0})])
+            banner = pg.locator("#alerts")
+            expect(banner).to_be_visible(timeout=20_000)
+            expect(banner.locator("h2")).to_have_text("1 alert firing")
+            expect(banner.locator("li.critical")).to_contain_text(summary)
+            mark = pg.locator("#chart rect.mark.critical")
+            expect(mark).to_have_count(1)
+            band = pg.evaluate(BAND, [fired_ms, None])  # from where it fired to the present
+            assert band["x0"] == pytest.approx(band["start"], abs=1.5) and band["x1"] == pytest.approx(band["end"],
+                                                                                                     abs=1.5)
+            box = chart_box(pg)
+            scale = box["width"] / CHART_WIDTH  # the SVG's viewBox units to the page's pixels
+            at = pg.evaluate(f"chart.x(new Date({fired_ms + 5000}))")
+            pg.mouse.move(box["x"] + at * scale, box["y"] + box["height"] / 2)
+            expect(pg.locator("#tooltip .alert.critical")).to_have_text(summary)
+            tip = pg.locator("#tooltip").bounding_box()
+            assert tip is not None and tip["x"] + tip["width"] <= 1280  # inside the window
+            pg.screenshot(path=str(artifacts / "dashboard-alert.png"))
 
-        raw.send_points(NODE, [Point(NODE, fired_ms + 1000, 1_000_002, {"w": 1200.0})])
-        expect(banner).to_be_hidden(timeout=20_000)
-        expect(mark).to_have_count(0)
+            resolved_ms = fired_ms + 30_000
+            raw.send_points(NODE, [Point(NODE, resolved_ms, 1_000_002, {"w": 1200.0})])
+            expect(banner).to_be_hidden(timeout=20_000)
+            # Resolved: still a band, from where it fired to where it resolved (the hub's history).
+            expect(mark).to_have_count(1)
+            closed = wait_for(lambda: (b := pg.evaluate(BAND, [fired_ms, resolved_ms]))["x1"] < b["now"] - 10 and b,
+                              what="the band to close")
+            assert closed["x0"] == pytest.approx(closed["start"], abs=1.5)
+            assert closed["x1"] == pytest.approx(closed["end"], abs=1.5)
+            pg.screenshot(path=str(artifacts / "dashboard-alert-resolved.png"))
+        assert errors == []
     finally:
         raw.close()
+        web.stop()
+        http.stop()
         hub.stop()
         hub.store.close()

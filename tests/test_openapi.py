@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from hub.agents import AgentBook
+from hub.http import HubHttp
 from hub.stores import open_store
 from telemetry import Point, SeriesKey
+from telemetry.metrics import Metrics
 from web import create_app
 from web.openapi import EXAMPLE_SERIES
 from web.server import WebServer
@@ -33,11 +36,15 @@ def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store.write([Point(SeriesKey("lab", "node17", "load1"), T0 + i * 1000, 1000 + i, {"value": 0.5})
                  for i in range(50)])
     store.close()
-    server = WebServer(create_app({"store": {"url": url}, "web": {"listen": "127.0.0.1:0", "live": False,
-                                                                   "blip_default": EXAMPLE_SERIES}}))
+    hub = HubHttp("127.0.0.1", 0, Metrics(), AgentBook(), None)  # a hub's endpoint, for the history of alerts
+    hub.start()
+    server = WebServer(create_app({"store": {"url": url}, "web": {
+        "listen": "127.0.0.1:0", "live": False, "blip_default": EXAMPLE_SERIES,
+        "hub_url": f"http://127.0.0.1:{hub.port}"}}))
     server.start()
     yield f"http://127.0.0.1:{server.port}"
     server.stop()
+    hub.stop()
 
 
 def test_document_lists_every_route(live_url: str) -> None:

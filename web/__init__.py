@@ -25,6 +25,13 @@ KNOWN_SERIES_TTL_S = 5.0
 AGENTS_TTL_S = 2.0
 
 AgentsSource = Callable[[], list[dict[str, Any]]]
+# (subject or None, limit) -> the hub's history of alerts, newest first; raises AlertHistoryUnavailable.
+AlertHistorySource = Callable[[str | None, int], list[dict[str, Any]]]
+HUB_TIMEOUT_S = 2
+
+
+class AlertHistoryUnavailable(Exception):
+    """The hub that keeps the history of alerts does not answer (or none is configured)."""
 
 
 def hub_agents(hub_url: str) -> AgentsSource:
@@ -51,6 +58,25 @@ def hub_agents(hub_url: str) -> AgentsSource:
     return fetch
 
 
+def hub_alert_history(hub_url: str) -> AlertHistorySource:
+    """The history of alerts from the hub's HTTP endpoint (`hub.listen`)."""
+    import requests
+
+    url = hub_url.rstrip("/") + "/api/v1/alerts/history"
+
+    def fetch(subject: str | None, limit: int) -> list[dict[str, Any]]:
+        params: dict[str, str | int] = {"limit": limit, **({"subject": subject} if subject else {})}
+        try:
+            resp = requests.get(url, params=params, timeout=HUB_TIMEOUT_S)
+            resp.raise_for_status()
+            body = resp.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise AlertHistoryUnavailable(f"the hub at {hub_url} does not answer ({exc})") from None
+        return body if isinstance(body, list) else []
+
+    return fetch
+
+
 @dataclass
 class WebState:
     """What one app instance owns: config, its store client, the live feed, metrics."""
@@ -61,6 +87,7 @@ class WebState:
     metrics: Metrics
     alerts: AlertBoard
     agents_source: AgentsSource | None = None
+    alert_history: AlertHistorySource | None = None
     _store: Store | None = None
     _known: tuple[float, frozenset[str]] = (0.0, frozenset())
     _agents: tuple[float, list[dict[str, Any]]] = (-AGENTS_TTL_S, [])
@@ -105,9 +132,9 @@ def _check_access() -> None:
 
 
 def create_app(doc: dict[str, Any] | None = None, metrics: Metrics | None = None,
-               agents: AgentsSource | None = None) -> Flask:
-    """Build the app from a config document (the parsed TOML: `web`, `store`, `mqtt` sections). `agents` is the
-    in-process hub's book (the demo); otherwise `web.hub_url`, if set, is asked."""
+               agents: AgentsSource | None = None, alert_history: AlertHistorySource | None = None) -> Flask:
+    """Build the app from a config document (the parsed TOML: `web`, `store`, `mqtt` sections). `agents` and
+    `alert_history` are the in-process hub's (the demo); otherwise `web.hub_url`, if set, is asked."""
     doc = doc or {}
     top = Section(doc, "")
     web_cfg = WebConfig.parse(top.table("web"))
@@ -120,8 +147,10 @@ def create_app(doc: dict[str, Any] | None = None, metrics: Metrics | None = None
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if agents is None and web_cfg.hub_url:
         agents = hub_agents(web_cfg.hub_url)
+    if alert_history is None and web_cfg.hub_url:
+        alert_history = hub_alert_history(web_cfg.hub_url)
     app.extensions["powerhub"] = WebState(web_cfg, store_cfg, LiveFeed(mqtt_cfg), metrics or Metrics(),
-                                          AlertBoard(mqtt_cfg), agents)
+                                          AlertBoard(mqtt_cfg), agents, alert_history)
     errors.install(app)
     app.before_request(_check_access)
     for module in (api, stream, export, blip, dashboard, openapi):

@@ -1,4 +1,5 @@
-"""`/api/v1/series`, `/points`, `/history`, `/api/v1/alerts`, and `/healthz`, `/metrics` (SPEC.md sections 4, 7)."""
+"""`/api/v1/series`, `/points`, `/history`, `/api/v1/alerts` (and its history), and `/healthz`, `/metrics` (SPEC.md
+sections 4, 7)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from telemetry import Point, SeriesKey
 from telemetry.names import NameError_
 from telemetry.series import unit_of
 from telemetry.timeunits import DAY_MS, HOUR_MS, MINUTE_MS, now_ms
-from web import state
+from web import AlertHistoryUnavailable, state
 from web.errors import abort_json
 from web.params import query_int, series_key, time_range, zone_param
 
@@ -25,6 +26,8 @@ bp = Blueprint("api", __name__)
 POINTS_LIMIT = 20_000
 MAX_BUCKETS = 100_000
 DEFAULT_HISTORY_POINTS = 1000
+ALERT_HISTORY_LIMIT = 100
+ALERT_HISTORY_MAX = 1000
 
 
 @bp.get("/api/v1/series")
@@ -179,6 +182,24 @@ def alerts() -> Response:
         return jsonify(board.firing())
     except TimeoutError as exc:
         abort_json(503, f"alerts unavailable: {exc}")
+
+
+@bp.get("/api/v1/alerts/history")
+def alert_history() -> Response:
+    """Every firing and resolution, newest first (of one subject with `subject`), from the hub that keeps them:
+    `web.hub_url`, or the demo's own hub."""
+    limit = query_int("limit", ALERT_HISTORY_LIMIT)
+    assert limit is not None
+    if not 1 <= limit <= ALERT_HISTORY_MAX:
+        abort_json(400, f"limit must be 1 to {ALERT_HISTORY_MAX}, not {limit}")
+    subject = request.args.get("subject") or None
+    source = state().alert_history
+    if source is None:
+        abort_json(503, "alerts history unavailable: set web.hub_url to the hub's endpoint (hub.listen)")
+    try:
+        return jsonify(source(subject, limit))
+    except AlertHistoryUnavailable as exc:
+        abort_json(503, f"alerts history unavailable: {exc}")
 
 
 @bp.get("/healthz")

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify
 
 from telemetry.exportformats import FORMATS
 from telemetry.names import NAME_RE
-from web.api import MAX_BUCKETS, POINTS_LIMIT
+from web.api import ALERT_HISTORY_LIMIT, ALERT_HISTORY_MAX, MAX_BUCKETS, POINTS_LIMIT
 from web.blip import MAX_AGGREGATE_COUNT
 from web.export import MAX_TAIL
 
@@ -90,16 +90,15 @@ def document() -> dict[str, Any]:
                        "max_w": {"type": "number"}, "count": {"type": "integer"},
                        "wh": {"type": "number", "nullable": True}},
     }
-    alert_item = {
-        "type": "object",
-        "required": ["rule", "site", "subject", "state", "since", "severity", "summary", "value", "limit"],
-        "properties": {
-            "rule": {"type": "string"}, "site": {"type": "string"}, "subject": {"type": "string"},
-            "state": {"type": "string", "enum": ["firing"]}, "since": {"type": "integer"},
-            "severity": {"type": "string", "enum": ["warning", "critical"]}, "summary": {"type": "string"},
-            "value": {"type": "number", "nullable": True}, "limit": {"type": "number", "nullable": True},
-        },
+    alert_fields: dict[str, Any] = {
+        "rule": {"type": "string"}, "site": {"type": "string"}, "subject": {"type": "string"},
+        "state": {"type": "string", "enum": ["firing"]}, "since": {"type": "integer"},
+        "severity": {"type": "string", "enum": ["warning", "critical"]}, "summary": {"type": "string"},
+        "value": {"type": "number", "nullable": True}, "limit": {"type": "number", "nullable": True},
     }
+    alert_item = {"type": "object", "required": list(alert_fields), "properties": alert_fields}
+    history_item = {"type": "object", "required": [*alert_fields, "ts"], "properties": {
+        **alert_fields, "state": {"type": "string", "enum": ["firing", "resolved"]}, "ts": {"type": "integer"}}}
     paths: dict[str, Any] = {
         "/api/v1/series": _get("every series with its newest point", [],
                                _json_response("series", {"type": "array", "items": series_item}), errors=False),
@@ -125,6 +124,15 @@ def document() -> dict[str, Any]:
         "/api/v1/alerts": {"get": {"summary": "the alerts firing now", "responses": {
             "200": _json_response("alerts", {"type": "array", "items": alert_item}),
             "503": {"$ref": "#/components/responses/Unavailable"}}}},
+        "/api/v1/alerts/history": {"get": {
+            "summary": "every firing and resolution, newest first, from the hub (web.hub_url)",
+            "parameters": [{"name": "subject", "in": "query", "description": "a series id, a PDU, an agent",
+                            "schema": {"type": "string"}},
+                           _int_param("limit", description=f"default {ALERT_HISTORY_LIMIT}", low=1,
+                                      high=ALERT_HISTORY_MAX)],
+            "responses": {"200": _json_response("alert states", {"type": "array", "items": history_item}),
+                          "400": {"$ref": "#/components/responses/BadRequest"},
+                          "503": {"$ref": "#/components/responses/Unavailable"}}}},
         "/healthz": {"get": {"summary": "store reachable?", "responses": {
             "200": _json_response("ok", {"type": "object", "required": ["ok"]}),
             "503": {"$ref": "#/components/responses/Unavailable"}}}},

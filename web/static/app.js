@@ -9,6 +9,7 @@ const currency = document.body.dataset.currency || "";
 const OUTLET = document.body.dataset.outletPrefix;
 const FORMULA = document.body.dataset.formulaPrefix;
 const ENERGY_DAY = document.body.dataset.energyDayPrefix;
+const ALERT_HISTORY = document.body.dataset.alertHistory === "yes";  // web.hub_url set (or the demo's own hub)
 const RAW_MAX_SPAN_MS = 2 * 3600000;  // up to two hours on screen: raw points; beyond: buckets
 const MAX_LIVE_POINTS = 20000;
 const COLORS = d3.schemeTableau10;
@@ -23,7 +24,7 @@ if (tokenMatch) {
 const token = sessionStorage.getItem("powerhub-token");
 
 const state = { all: [], ids: [], title: "", spanMs: 600000, live: true, source: null, loadSeq: 0, range: [0, 0],
-  alerts: [] };
+  alerts: [], resolved: [] };
 const chart = new Chart("#chart", "#tooltip", (from, to) => zoomTo(from, to), () => goLive());
 
 function setStatus(text) { d3.select("#status").text(text); }
@@ -129,6 +130,8 @@ function subscribe() {
 function show(ids, title) {
   state.ids = ids;
   state.title = title;
+  state.resolved = [];
+  loadResolved(ids).catch(fail);
   d3.select("#detail-title").text(title);
   const latest = state.all.find((s) => s.id === ids[0]);
   if (latest && latest.last) showNow(latest.last.ts, latest.last.w ?? latest.last.value);
@@ -205,8 +208,23 @@ function concerns(alert, ids) {
 }
 
 function marksFor(ids) {
-  return state.alerts.filter((a) => concerns(a, ids))
-    .map((a) => ({ from: a.since, to: null, severity: a.severity, summary: a.summary }));
+  const past = state.resolved.filter((h) => concerns(h, ids))
+    .map((h) => ({ from: h.since, to: h.ts, severity: h.severity, summary: h.summary }));
+  return past.concat(state.alerts.filter((a) => concerns(a, ids))
+    .map((a) => ({ from: a.since, to: null, severity: a.severity, summary: a.summary })));
+}
+
+// Alerts of the shown series that have resolved (the hub's history): bands from where each fired to where it
+// resolved. Asked per subject, the series and their devices (a PDU is the redundancy check's subject).
+async function loadResolved(ids) {
+  if (!ALERT_HISTORY) return;
+  const subjects = [...new Set(ids.flatMap((id) => [id, id.split(".")[1]]))];
+  const lists = await Promise.all(subjects.map((subject) => getJSON(
+    `/api/v1/alerts/history?subject=${encodeURIComponent(subject)}&limit=200`).catch(() => [])));
+  if (ids !== state.ids) return;  // another view was chosen meanwhile
+  state.resolved = lists.flat().filter((h) => h.state === "resolved" && concerns(h, ids));
+  chart.marks = marksFor(ids);
+  chart.render();
 }
 
 // What fires now (GET /api/v1/alerts, from every hub's retained alert topics): a banner above the chart, each
@@ -222,12 +240,15 @@ async function refreshAlerts() {
     box.select("ul").selectAll("li").data([String(e)]).join("li").text((t) => t);
     return;
   }
+  const key = (a) => `${a.site}/${a.rule}/${a.subject}`;
+  const ended = state.alerts.some((a) => concerns(a, state.ids) && !alerts.some((b) => key(b) === key(a)));
   state.alerts = alerts;
+  if (ended) loadResolved(state.ids).catch(fail);  // an alert on screen resolved: its band stays, now closed
   box.attr("hidden", alerts.length ? null : "")
     .attr("class", alerts.some((a) => a.severity === "critical") ? "critical" : "warning");
   d3.select("#alerts-title").text(`${alerts.length} alert${alerts.length === 1 ? "" : "s"} firing`);
   const known = new Set(state.all.map((s) => s.id));
-  box.select("ul").selectAll("li").data(alerts, (a) => `${a.site}/${a.rule}/${a.subject}`).join("li")
+  box.select("ul").selectAll("li").data(alerts, key).join("li")
     .attr("class", (a) => a.severity)
     .each(function (a) {
       const li = d3.select(this).text("");
