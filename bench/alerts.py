@@ -19,7 +19,10 @@ import os
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
+
+import paho.mqtt.client as paho
 
 from bench.hub import BenchHub, run_hub, steady_rate
 from bench.proc import p99
@@ -34,6 +37,7 @@ SERIES = 10_000
 RULES = 100
 DELAYS = 40
 PAIRS = 2  # runs without and with rules
+WINDOW = 5000  # messages in flight from the load's publisher
 LIMIT_W = 10_000.0
 OFF = "".join(f"[alerts.{name}]\nenabled = false\n" for name in ("stale", "offline", "gaps", "capacity"))
 
@@ -61,18 +65,26 @@ class Load:
         connect_async(self.client, self.cfg)
         wait_for(self.client.is_connected, 10, "the load's publisher")
         self.stop = threading.Event()
+        self.lock = threading.Lock()  # the seq, for the breaches sent beside the background rounds
 
-    def send(self, key: SeriesKey, watts: float) -> None:
-        self.seq += 1
-        self.client.publish(f"powerhub/data/{key.site}/{key.device}/{key.channel}",
-                            encode_points([Point(key, now_ms(), self.seq, {"w": watts, "a": watts / 230})]), qos=1)
+    def send(self, key: SeriesKey, watts: float) -> paho.MQTTMessageInfo:
+        with self.lock:
+            self.seq += 1
+            seq = self.seq
+        return self.client.publish(f"powerhub/data/{key.site}/{key.device}/{key.channel}",
+                                   encode_points([Point(key, now_ms(), seq, {"w": watts, "a": watts / 230})]), qos=1)
 
     def rounds(self, n: int, pause_s: float = 0.0) -> None:
+        # At most WINDOW unacknowledged, as an agent's publisher keeps it: paho's message ids wrap at 65,535, and
+        # a queue longer than that loses messages whose ids were reused.
+        sent: deque[paho.MQTTMessageInfo] = deque()
         for _ in range(n):
             for key in self.keys:
                 if self.stop.is_set():
                     return
-                self.send(key, 100.0)
+                sent.append(self.send(key, 100.0))
+                if len(sent) > WINDOW:
+                    sent.popleft().wait_for_publish(60)
             if pause_s and self.stop.wait(pause_s):
                 return
 

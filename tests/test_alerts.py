@@ -4,6 +4,9 @@ carry the same, and the web app's `/api/v1/alerts` shows what fires, also across
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -217,6 +220,35 @@ def test_an_agent_whose_status_says_offline_is_an_alert_until_it_is_online(site:
     say("online")
     wait_for(lambda: not am_alerts(site, "offline"), what="the offline alert to resolve")
     client.publish(status, b"", qos=1, retain=True).wait_for_publish(5)
+
+
+def test_a_sigkilled_agent_is_offline_at_alertmanager_through_its_last_will(site: Site, tmp_path: Path) -> None:
+    hub = site.start_hub()
+    root, url = site.doc["mqtt"]["root"], site.doc["mqtt"]["url"]
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(f'[mqtt]\nurl = "{url}"\nroot = "{root}"\n'
+                   f'[agent]\nsite = "lab"\nname = "rack-pi"\noutbox = "{tmp_path}/outbox.sqlite"\n'
+                   '[[agent.readers]]\nkind = "simulated"\ndevice = "house"\nmode = "watts"\ninterval_s = 0.1\n')
+    agent = subprocess.Popen([sys.executable, "-m", "powerhub_cli", "agent", "--config", str(cfg)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: hub.agents.agent_of("lab", "house") == "rack-pi", 20, "the agent online at the hub")
+        assert not am_alerts(site, "offline")
+        agent.send_signal(signal.SIGKILL)  # no goodbye: only the broker's last will says it is gone
+        agent.wait(10)
+        got = wait_for(lambda: am_alerts(site, "offline"), 20, "the offline alert at Alertmanager")[0]
+        assert got["labels"]["subject"] == "rack-pi" and got["labels"]["severity"] == "critical"
+        assert got["annotations"]["summary"].startswith("agent lab/rack-pi is offline since ")
+        wait_for(lambda: site.paged("firing"), what="Alertmanager to page it")
+        agent = subprocess.Popen([sys.executable, "-m", "powerhub_cli", "agent", "--config", str(cfg)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: not am_alerts(site, "offline"), 20, "the agent back, the alert resolved")
+        wait_for(lambda: site.paged("resolved"), what="Alertmanager to page the resolution")
+    finally:
+        agent.terminate()
+        agent.wait(10)
+        site.publisher.client.publish(status_topic(root, "lab", "rack-pi"), b"", qos=1,
+                                      retain=True).wait_for_publish(5)
 
 
 def test_points_an_agent_lost_for_good_are_a_gaps_alert_and_late_ones_resolve_it(site: Site) -> None:
