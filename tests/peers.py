@@ -373,11 +373,12 @@ class Alertmanager:
 
     BINARY = "/usr/bin/prometheus-alertmanager"
 
-    def __init__(self, workdir: Path, receiver_url: str, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, receiver_url: str, port: int | None = None,
+                 group_by: tuple[str, ...] = ("alertname", "site", "subject")) -> None:
         self.workdir, self.port = workdir, port or free_port()
         self.conf = workdir / "alertmanager.yml"
         self.conf.write_text(
-            "route:\n  receiver: pager\n  group_by: [alertname, site, subject]\n"
+            f"route:\n  receiver: pager\n  group_by: [{', '.join(group_by)}]\n"
             "  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n"
             f"receivers:\n  - name: pager\n    webhook_configs:\n      - url: {receiver_url}\n"
             "        send_resolved: true\n"

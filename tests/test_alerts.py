@@ -251,6 +251,31 @@ def test_a_sigkilled_agent_is_offline_at_alertmanager_through_its_last_will(site
                                       retain=True).wait_for_publish(5)
 
 
+def test_a_whole_pdu_over_its_limit_is_one_page_with_alertmanager_grouping_as_the_readme_says(
+        site: Site, tmp_path: Path) -> None:
+    (tmp_path / "grouped").mkdir()
+    pager = Receiver()
+    grouped = Alertmanager(tmp_path / "grouped", pager.url, group_by=("alertname", "site"))  # the README's route
+    grouped.start()
+    site.doc["alerts"]["alertmanager_url"] = grouped.url
+    try:
+        site.start_hub()
+        now = now_ms()
+        outlets = [SeriesKey("lab", "pdu-a", f"outlet-{n}") for n in range(1, 25)]
+        for key in outlets:  # a whole PDU at once: 24 alerts
+            site.publisher.send_points(key, [Point(key, now, now, {"w": 800.0})])
+        wait_for(lambda: len([a for a in grouped.alerts() if a["labels"]["alertname"] == "outlet-hot"]) == 24,
+                 what="24 alerts at Alertmanager")
+        wait_for(lambda: [n for n in pager.received if n["status"] == "firing"], what="the page")
+        time.sleep(2)  # past group_wait and group_interval: a second page would have come by now
+        pages = [n for n in pager.received if n["status"] == "firing"]
+        assert len(pages) == 1 and len(pages[0]["alerts"]) == 24
+        assert pages[0]["groupLabels"] == {"alertname": "outlet-hot", "site": "lab"}
+    finally:
+        grouped.stop()
+        pager.stop()
+
+
 def test_points_an_agent_lost_for_good_are_a_gaps_alert_and_late_ones_resolve_it(site: Site) -> None:
     site.doc["alerts"]["gaps"] = {"for_s": 1.0, "clear_after_s": 3.0}
     site.doc["alerts"]["stale"] = {"enabled": False}
