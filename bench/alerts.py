@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import threading
 import time
 from collections import deque
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 
-from bench.hub import BenchHub, run_hub, steady_rate
+from bench.hub import BenchHub, influx_and_broker, run_hub, steady_rate
 from bench.proc import p99
 from bench.series_list import site_keys
 from telemetry import Point, SeriesKey, encode_points
@@ -164,17 +163,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="powerhub-bench-alerts-"))
-    (work / "influx").mkdir()
-    (work / "mqtt").mkdir()
-    influx, broker = InfluxDB(work / "influx"), Mosquitto(work / "mqtt")
-    influx.start()
-    broker.start()
-    try:
+    with influx_and_broker("powerhub-bench-alerts-") as (work, influx, broker):
         figures = alert_figures(work, broker, influx, args.rounds)
-    finally:
-        broker.stop()
-        influx.stop()
     for name, value in figures.items():
         print(f"{name}: {value}")
     return 0

@@ -1,18 +1,20 @@
-"""A `powerhub hub` process for the benchmarks, and how fast it stores."""
+"""A `powerhub hub` process for the benchmarks, how fast it stores, and the real peers it stores through."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from tests.peers import Mosquitto, free_port, wait_for
+from tests.peers import InfluxDB, Mosquitto, free_port, wait_for
 
 
 @dataclass
@@ -63,3 +65,19 @@ def run_hub(work: Path, broker: Mosquitto, url: str, client_id: str,
         wait_for(lambda: "subscribing to" in (work / f"{client_id}.log").read_text(), 30, "the hub")
         time.sleep(0.5)
     return BenchHub(proc, port)
+
+
+@contextmanager
+def influx_and_broker(prefix: str) -> Iterator[tuple[Path, InfluxDB, Mosquitto]]:
+    """A work directory with a real InfluxDB and Mosquitto on loopback ports, stopped afterwards."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    (work / "influx").mkdir()
+    (work / "mqtt").mkdir()
+    influx, broker = InfluxDB(work / "influx"), Mosquitto(work / "mqtt")
+    influx.start()
+    broker.start()
+    try:
+        yield work, influx, broker
+    finally:
+        broker.stop()
+        influx.stop()

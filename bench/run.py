@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ import requests
 
 from bench.alerts import alert_figures
 from bench.edge import edge_figures
-from bench.hub import run_hub, steady_rate
+from bench.hub import influx_and_broker, run_hub, steady_rate
 from bench.proc import rss_mb
 from bench.series_list import series_list_figures
 from bench.sse import sse_figures
@@ -287,14 +286,8 @@ def main() -> int:
     ap.add_argument("--sse-seconds", type=float, default=30.0)
     ap.add_argument("--list-series", type=int, default=10_000)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="powerhub-bench-"))
-    (work / "influx").mkdir()
-    (work / "mqtt").mkdir()
-    influx, broker = InfluxDB(work / "influx"), Mosquitto(work / "mqtt")
-    influx.start()
-    broker.start()
     results: dict[str, float] = {}
-    try:
+    with influx_and_broker("powerhub-bench-") as (work, influx, broker):
         base = f"influxdb://127.0.0.1:{influx.port}"
         # The reference before and after the runs it is compared with, averaged: InfluxDB's own rate wanders more
         # between minutes (265,000 to 430,000 here) than anything else measured.
@@ -331,9 +324,6 @@ def main() -> int:
         results.update(alert_figures(work, broker, influx))
         results.update(sse_figures(work, broker, args.sse_clients, 10.0, args.sse_seconds))
         results.update(sse_figures(work, broker, args.sse_clients, 10.0, args.sse_seconds, "threads"))
-    finally:
-        broker.stop()
-        influx.stop()
     for name, value in results.items():
         print(f"{name}: {value}")
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
