@@ -124,12 +124,14 @@ class Subscriber:
         self._stop.set()
         for writer in self._writers:
             writer.join(30)
-        if self.formulas:
-            self.formulas.stop()
-        if self.ha:
-            self.ha.stop()
-        if self.alerts:
-            self.alerts.stop()  # records what is left; its MQTT notifications wait in its outbox for the next start
+        # Each part stops even when one before it fails: the alerts' last changes and the broker's session matter
+        # more than a formula's last rows (which the next start computes again).
+        for part in (self.formulas, self.ha, self.alerts):  # alerts: its MQTT notifications wait in its outbox
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception:
+                    log.exception("hub: stopping %s failed; stopping the rest", type(part).__name__)
         close(self.client)
 
     def healthy(self) -> bool:

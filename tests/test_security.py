@@ -350,3 +350,35 @@ def test_bearer_tokens(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None
 def test_token_config_must_be_a_hash() -> None:
     with pytest.raises(ConfigError, match=r"web.tokens\[0\]: must be sha256:"):
         create_app({"web": {"tokens": ["plain-token"], "live": False}})
+
+
+def test_the_hub_publishes_alerts_under_its_acl_and_the_web_app_reads_them(
+        secure: tuple[Path, Pki, SecureBroker, dict[str, Any]], tmp_path: Path) -> None:
+    """The ACL that `powerhub mqtt-acl` writes lets the hub publish its alert topics and Home Assistant's alert
+    sensors, and the web app (on the hub's account) read them back."""
+    from hub.config import HubConfig
+    from hub.run import start_hub
+    from web import create_app
+
+    _, pki, broker, _ = secure
+    hub_mqtt = mqtt(broker, pki, "hub")
+    metrics = Metrics()
+    hub = start_hub(HubConfig.parse({
+        "mqtt": hub_mqtt, "store": {"url": f"sqlite:///{tmp_path}/points.sqlite"},
+        "hub": {"client_id": "hub-acl-alerts", "batch_age_s": 0.05, "home_assistant": {"enabled": True}},
+        "alerts": {"state_file": str(tmp_path / "alerts.sqlite"), "stale": {"enabled": False},
+                   "rules": [{"name": "house-on", "series": "lab.house.power", "above": 0.0}]}}), metrics)
+    agent = run_agent(tmp_path / "a", mqtt(broker, pki, "lab-pi"), "lab")
+    app = create_app({"mqtt": hub_mqtt, "store": {"url": f"sqlite:///{tmp_path}/points.sqlite"}})
+    try:
+        wait_for(lambda: metrics.value("powerhub_alert_notifications_total", notifier="mqtt", outcome="sent"),
+                 20, "the hub to publish the alert")
+        with app.test_client() as web:
+            firing = wait_for(lambda: web.get("/api/v1/alerts").get_json(), what="the alert at the web app")
+        assert [(a["rule"], a["subject"]) for a in firing] == [("house-on", "lab.house.power")]
+        assert not metrics.value("powerhub_alert_notifications_total", notifier="mqtt", outcome="failed")
+    finally:
+        app.extensions["powerhub"].alerts.stop()
+        agent.stop()
+        hub.stop()
+        hub.store.close()

@@ -324,8 +324,10 @@ class InfluxStore(Store):
             f"{_group_by(step_ms, origin_ms)}")
         if not series:
             return []
+        # A row whose sum_w is missing is one InfluxDB has taken only in part (its fields are stored apart, and a
+        # query racing the write can see `n` before `sum_w`): left out, as a bucket not written yet would be.
         return [Bucket(int(t), int(n), sw / n, lo, hi, None if sms is None else int(sms), mn, mx, e)
-                for t, n, sw, lo, hi, sms, mn, mx, e in series[0]["values"] if n]
+                for t, n, sw, lo, hi, sms, mn, mx, e in series[0]["values"] if n and sw is not None]
 
     def close(self) -> None:
         self.http.close()
