@@ -37,9 +37,12 @@ class BenchHub:
                 return int(float(line.split()[1]))
         return 0
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 60) -> float:
+        """SIGTERM, as systemd stops it; the seconds it took to exit."""
+        t0 = time.perf_counter()
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
+        self.proc.wait(timeout_s)
+        return time.perf_counter() - t0
 
 
 def steady_rate(stored: Callable[[], int], n: int, what: str) -> float:

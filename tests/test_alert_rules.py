@@ -110,6 +110,9 @@ def test_a_bad_rule_is_a_config_error_with_its_path(keys: dict[str, Any], error:
     ({"alerts": {"offline": {"enabled": "yes"}}}, "alerts.offline.enabled: must be true or false"),
     ({"alert": {}}, "alert: unknown section (did you mean alerts?)"),
     ({"alerts": {"gaps": {"clear_after_s": 0}}}, "alerts.gaps.clear_after_s: must be greater than 0"),
+    ({"alerts": {"rules": [{"name": "hot", "series": "lba.*.*", "above": 1}]},
+      "inventory": {"machines": [{"name": "node17", "site": "lab", "sources": ["node17.power"]}]}},
+     "alerts.rules[0].series: 'lba.*.*' matches no site the config knows (lab)"),
     ({"alerts": {"gap": {}}}, "alerts.gap: unknown key (did you mean gaps?)"),
 ])
 def test_bad_alerts_settings_are_config_errors(doc: dict[str, Any], error: str) -> None:
@@ -169,3 +172,10 @@ def test_a_gaps_alert_from_before_a_restart_waits_out_clear_after_s_rather_than_
     assert look(watch, alerts, NOW, 0) == []  # the restarted hub's book has seen no seq yet
     assert look(watch, alerts, NOW + 54_000, 0) == []
     assert look(watch, alerts, NOW + 55_000, 0) == [RESOLVED]  # a minute after its newest evidence
+
+
+def test_a_rule_for_a_known_site_or_a_config_that_knows_no_site_waits_for_its_series() -> None:
+    machines = {"machines": [{"name": "node17", "site": "lab", "sources": ["node17.power"]}]}
+    for doc in ({"alerts": {"rules": [{"name": "hot", "series": "l?b.pdu-*.*", "above": 1}]}, "inventory": machines},
+                {"alerts": {"rules": [{"name": "hot", "series": "shed.pdu-*.*", "above": 1}]}}):
+        assert HubConfig.parse(doc).alerts is not None

@@ -228,6 +228,7 @@ class AlertsConfig:
             queue_max=sec.integer("queue_max", 10_000, min_value=1),
         )
         sec.finish()
+        _rules_match_known_sites(sec, cfg, _known_sites(top, cfg))
         return cfg
 
     def or_none(self) -> AlertsConfig | None:
@@ -236,6 +237,27 @@ class AlertsConfig:
             (self.site_limit.enabled and self.sites)
         return self if self.rules or self.stale.enabled or self.offline.enabled or self.gaps.enabled or rated \
             else None
+
+
+def _known_sites(top: Section, cfg: AlertsConfig) -> set[str]:
+    """The sites the config names anywhere in `[inventory]`: its agents, machines, PDUs and sites."""
+    inventory = top.data.get("inventory")
+    agents = inventory.get("agents", []) if isinstance(inventory, dict) else []
+    named = {a.get("site") for a in agents if isinstance(a, dict)} if isinstance(agents, list) else set()
+    named |= {m.site for m in cfg.machines} | {p.site for p in cfg.pdus} | {s.site for s in cfg.sites}
+    return {site for site in named if isinstance(site, str)}
+
+
+def _rules_match_known_sites(sec: Section, cfg: AlertsConfig, sites: set[str]) -> None:
+    """A rule whose site part matches none of the sites the config knows is a typo, not a rule that waits for its
+    series (a config that names no site at all says nothing either way)."""
+    if not sites:
+        return
+    for i, rule in enumerate(cfg.rules):
+        site_glob = rule.series.split(".", 1)[0]
+        if not any(fnmatch.fnmatchcase(site, site_glob) for site in sites):
+            raise sec.error(f"rules[{i}].series", f"{rule.series!r} matches no site the config knows "
+                                                  f"({', '.join(sorted(sites))})")
 
 
 def _http_url(sec: Section, key: str) -> str | None:
