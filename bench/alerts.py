@@ -180,7 +180,7 @@ def alert_figures(work: Path, broker: Mosquitto, influx: InfluxDB, rounds: int =
         finally:
             load.close()
             background.join(60)
-            hub.stop()
+            STOPS_S.append(hub.stop(STOP_TIMEOUT_S))
     finally:
         am.stop()
         receiver.stop()

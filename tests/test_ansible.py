@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 import pytest
 import requests
 
+from hub.alerts import AlertsConfig
 from telemetry.config import MqttConfig, Section
 from telemetry.mqtt import connect_async, make_client
 from tests.peers import free_port, wait_for, wait_port
@@ -124,6 +126,8 @@ def write_inventory(root: Path, path: Path, ports: dict[str, int], pki: Pki) -> 
         "influxdb_retention_days": 400,
         "hub_mqtt_url": mqtt, "hub_mqtt_password": "hub-secret", "hub_store_url": store,
         "hub_listen": f"127.0.0.1:{ports['hub']}",
+        "hub_alertmanager_url": f"http://127.0.0.1:{ports['alertmanager']}",  # none answers: retried, never lost
+        "hub_alert_rules": [{"name": "outlet-hot", "series": "lab.pdu-*.outlet-*", "above": 500.0, "for_s": 30}],
         "web_listen": f"127.0.0.1:{ports['web']}", "web_hub_url": f"http://127.0.0.1:{ports['hub']}",
         "web_store_url": store, "web_mqtt_url": mqtt, "web_mqtt_password": "hub-secret",
         "edge_agent_site": "lab", "edge_agent_name": "pi", "edge_agent_mqtt_url": mqtt,
@@ -162,7 +166,8 @@ def play(inventory: Path, *extra: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def deployed(fresh_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
-    ports = {name: free_port() for name in ("mqtt", "mqtts", "influx", "influx_rpc", "hub", "web", "ipmi")}
+    ports = {name: free_port() for name in ("mqtt", "mqtts", "influx", "influx_rpc", "hub", "web", "ipmi",
+                                           "alertmanager")}
     inventory = tmp_path_factory.mktemp("inventory")
     pki = Pki(tmp_path_factory.mktemp("pki"))
     write_inventory(fresh_root, inventory, ports, pki)
@@ -207,6 +212,11 @@ def test_files_and_secrets_are_what_the_services_need(deployed: Deployment) -> N
     passwd = (etc / "mosquitto/powerhub/passwd").read_text()
     assert [line.split(":")[0] for line in passwd.splitlines()] == ["lab-pi", "hub"]
     assert "secret" not in passwd
+    # The hub's [alerts] as the hub reads it (its secrets' paths are the target's, so only this section).
+    alerts = AlertsConfig.parse(Section(tomllib.loads((etc / "powerhub/hub.toml").read_text()), ""))
+    assert alerts.alertmanager_url == f"http://127.0.0.1:{deployed.ports['alertmanager']}"
+    assert [(r.name, r.series, r.above, r.for_s) for r in alerts.rules] == [("outlet-hot", "lab.pdu-*.outlet-*",
+                                                                             500.0, 30.0)]
 
 
 @dataclass

@@ -5,6 +5,8 @@ post-mortem run (`powerhub formula`) on the same points, and running either twic
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -266,3 +268,45 @@ def test_load_model_recovers_a_known_line_attributes_and_estimates(store: Store,
 def test_load_model_estimate_needs_a_known_machine() -> None:
     with pytest.raises(ConfigError, match=r"formulas\.load_model\.estimate\.x: 'nobody' is no machine"):
         HubConfig.parse({"formulas": {"enabled": ["load_model"], "load_model": {"estimate": {"x": "nobody"}}}})
+
+
+def test_stopping_mid_flush_computes_each_window_once_and_never_two_at_a_time(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop's flush gives way to stop()'s: no window is computed twice, none by two threads at once (a hub of
+    10,000 series once stopped while its loop was still flushing, and the two raced over the same rollup rows)."""
+    from hub.formulas.base import Formula
+
+    class Slow(Formula):
+        name, window_ms = "slow", 60_000
+
+        def __init__(self) -> None:
+            self.lock, self.inside, self.most, self.done = threading.Lock(), 0, 0, []
+
+        def is_input(self, key: SeriesKey) -> bool:
+            return True
+
+        def compute(self, store: Any, start_ms: int, inputs: set[SeriesKey]) -> list[Point]:
+            with self.lock:
+                self.inside += 1
+                self.most = max(self.most, self.inside)
+            time.sleep(0.05)
+            with self.lock:
+                self.inside -= 1
+                self.done.append(start_ms)
+            return []
+
+    import hub.formulas.runner
+
+    monkeypatch.setattr(hub.formulas.runner, "STOP_JOIN_S", 0.1)  # stop() gives up on the loop at once
+    store = open_store(f"sqlite:///{tmp_path}/p.sqlite")
+    slow = Slow()
+    runner = FormulaRunner(store, [slow], every_s=0.05)
+    key = SeriesKey("lab", "m", "power")
+    # Forty windows, not neighbours (one run each): the loop's flush takes two seconds.
+    runner.note([Point(key, T0 + i * 120_000, i + 1, {"w": 1.0}) for i in range(40)])
+    runner.start()
+    wait_for(lambda: slow.done, what="the loop's flush to begin")
+    runner.stop()
+    store.close()
+    assert slow.most == 1
+    assert sorted(slow.done) == sorted(set(slow.done)) and len(slow.done) == 40

@@ -284,6 +284,7 @@ def test_a_rollup_row_seen_only_in_part_is_left_out_not_a_crash(store: Store) ->
     stopping mid-write once died of it): such a row is left out, as a row not written yet would be."""
     minute = rollup_key(SAMPLED, "1m")
     store.write([Point(minute, T0, 1, {"n": 60.0, "sum_w": 6000.0, "min_w": 100.0, "max_w": 100.0}),
-                 Point(minute, T0 + 60_000, 2, {"n": 60.0, "min_w": 90.0, "max_w": 110.0})])  # no sum_w yet
-    (bucket,) = store.rollup_buckets(minute, T0, T0 + 120_000, 60_000)
+                 Point(minute, T0 + 60_000, 2, {"n": 60.0, "min_w": 90.0, "max_w": 110.0}),  # no sum_w yet
+                 Point(minute, T0 + 120_000, 3, {"n": 60.0, "sum_w": 6000.0, "min_w": 90.0})])  # no max_w yet
+    (bucket,) = store.rollup_buckets(minute, T0, T0 + 180_000, 60_000)
     assert (bucket.start_ms, bucket.count, bucket.mean) == (T0, 60, 100.0)

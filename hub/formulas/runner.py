@@ -29,6 +29,7 @@ RUN_MAX_MS = DAY_MS  # a run of windows computed in one go spans a day at most: 
 # A mark still pending is written again this often: another hub on the same shared subscription may have cleared it.
 MARK_REFRESH_MS = 10_000
 MARKS_EVERY_S = 5.0  # how often a long flush looks again for windows that aged past PENDING_AFTER_MS meanwhile
+STOP_JOIN_S = 10.0  # stop() waits this long for the loop; the flush lock keeps the two apart after that
 
 Window = tuple[int, int]  # (formula index, window start)
 Expected = list[tuple[int, SeriesKey, int]]  # (formula index, input, window start) of points about to be stored
@@ -57,6 +58,9 @@ class FormulaRunner:
         self._dirty: dict[Window, set[SeriesKey]] = {}  # (formula index, window start) -> inputs
         self._ran: dict[Window, float] = {}  # when each window was last computed (monotonic)
         self._lock = threading.Lock()
+        # One flush at a time: the loop's and stop()'s must not compute the same windows at once (two writers of one
+        # rollup row, and a query that sees another's row half-written).
+        self._flushing = threading.Lock()
         # Pending marks (hub.formulas.base): what this runner last wrote per (formula, input), the windows of
         # points about to be stored, and the marker series' last ts (a marker's ts only ever increases).
         self._marked: dict[tuple[int, SeriesKey], int] = {}
@@ -180,7 +184,12 @@ class FormulaRunner:
 
     def flush(self, all_due: bool = False) -> int:
         """Recompute every dirty window (not yet those computed less than their formula's `min_interval_s` ago,
-        unless `all_due`); the number of derived points written."""
+        unless `all_due`); the number of derived points written. The loop's flush gives way when the runner
+        stops: what it had left is stop()'s final flush's."""
+        with self._flushing:
+            return self._flush(all_due)
+
+    def _flush(self, all_due: bool) -> int:
         self._mark_or_log()  # windows that aged while they waited are marked before anyone trusts them
         now = time.monotonic()
         with self._lock:
@@ -202,7 +211,10 @@ class FormulaRunner:
         with self._lock:
             self._computing = due
         try:
-            for i, starts, keys in runs:
+            for n, (i, starts, keys) in enumerate(runs):
+                if self._stop.is_set() and not all_due:
+                    self._give_back(runs[n:])
+                    break
                 f = self.formulas[i]
                 try:
                     written += self._compute_run(f, starts, keys)
@@ -222,6 +234,14 @@ class FormulaRunner:
                 self._computing = {}
         self._mark_or_log()  # what was computed is no longer pending
         return written
+
+    def _give_back(self, runs: list[tuple[int, list[int], set[SeriesKey]]]) -> None:
+        """Runs not computed: dirty again, for the next flush."""
+        with self._lock:
+            for i, starts, keys in runs:
+                for start in starts:
+                    self._dirty.setdefault((i, start), set()).update(keys)
+                    self._computing.pop((i, start), None)
 
     def _mark_or_log(self) -> None:
         try:
@@ -285,8 +305,8 @@ class FormulaRunner:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(10)
-        self.flush(all_due=True)  # what the rate limit held back would otherwise wait for the next point there
+        self._thread.join(STOP_JOIN_S)
+        self.flush(all_due=True)  # what the rate limit held back (and the loop gave back) would otherwise wait
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):

@@ -324,10 +324,11 @@ class InfluxStore(Store):
             f"{_group_by(step_ms, origin_ms)}")
         if not series:
             return []
-        # A row whose sum_w is missing is one InfluxDB has taken only in part (its fields are stored apart, and a
-        # query racing the write can see `n` before `sum_w`): left out, as a bucket not written yet would be.
+        # A row with `n` but no sum_w, min_w or max_w is one InfluxDB has taken only in part (it stores each field
+        # apart, and a query racing the write can see some before the others): left out, as a bucket not written
+        # yet would be.
         return [Bucket(int(t), int(n), sw / n, lo, hi, None if sms is None else int(sms), mn, mx, e)
-                for t, n, sw, lo, hi, sms, mn, mx, e in series[0]["values"] if n and sw is not None]
+                for t, n, sw, lo, hi, sms, mn, mx, e in series[0]["values"] if n and None not in (sw, lo, hi)]
 
     def close(self) -> None:
         self.http.close()

@@ -163,7 +163,7 @@ class SqliteStore(Store):
         aggregates = ", ".join(f"{fn}(json_extract(extra, '$.{name}'))" for fn, name in fields)
         rows = self._grouped(key, aggregates, from_ms, to_ms, step_ms, origin_ms)
         return [Bucket(origin_ms + b * step_ms, int(n), sw / n, lo, hi, None if sms is None else int(sms), mn, mx, e)
-                for b, n, sw, lo, hi, sms, mn, mx, e in rows if n and sw is not None]  # as influx.py does
+                for b, n, sw, lo, hi, sms, mn, mx, e in rows if n and None not in (sw, lo, hi)]  # as influx.py
 
     def ping(self) -> None:
         try:
