@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from hub.stores.base import SeriesInfo
 from telemetry.inventory import Machine, PduRating, rating_a
-from telemetry.series import BANK_PREFIX, OUTLET_PREFIX, PHASE_PREFIX, TOTAL_CHANNEL, is_outlet
+from telemetry.series import BANK_PREFIX, PHASE_PREFIX, TOTAL_CHANNEL, is_outlet
 
 
 @dataclass
@@ -78,8 +78,9 @@ class Report:
         return [m for m in self.machines if m.no_source]
 
 
-def _outlet_number(channel: str) -> list[int]:
-    return [int(p) if p.isdigit() else 0 for p in channel.removeprefix(OUTLET_PREFIX).split("-")]
+def _numbers(channel: str) -> list[int]:
+    """`outlet-2-10` -> [2, 10]: the numeric order of outlets, phases and banks (`outlet-10` after `outlet-9`)."""
+    return [int(p) if p.isdigit() else 0 for p in channel.split("-")[1:]]
 
 
 def _unpaired(machines: list[Machine], ratings: list[PduRating]) -> list[tuple[Machine, tuple[str, ...]]]:
@@ -127,16 +128,13 @@ def build(series: list[SeriesInfo], machines: list[Machine], min_w: float, now_m
     # A device with only `total` is a meter, not a PDU (a household's main meter has no outlets).
     listed = [p for p in pdus.values() if p.outlets or p.inputs]
     for pdu in listed:
-        pdu.outlets.sort(key=lambda o: _outlet_number(o.channel))
-        pdu.inputs.sort(key=lambda i: (not i.channel.startswith(PHASE_PREFIX), _input_number(i.channel)))
+        pdu.outlets.sort(key=lambda o: _numbers(o.channel))
+        pdu.inputs.sort(key=lambda i: (not i.channel.startswith(PHASE_PREFIX), _numbers(i.channel)))
     reports = [MachineReport(m, {s: latest.get((m.site, s)) for s in m.sources}) for m in machines]
     unknown = [r for r in ratings if (r.site, r.device) not in pdus]
     return Report(sorted(listed, key=lambda p: (p.site, p.device)), reports, min_w, _unpaired(machines, ratings),
                   unknown)
 
-
-def _input_number(channel: str) -> list[int]:
-    return [int(p) if p.isdigit() else 0 for p in channel.split("-")[1:]]
 
 
 def _w(value: float | None) -> str:
