@@ -109,7 +109,7 @@ def build(series: list[SeriesInfo], machines: list[Machine], min_w: float, now_m
         latest[(key.site, f"{key.device}.{key.channel}")] = value
         if key.channel.startswith((PHASE_PREFIX, BANK_PREFIX)):
             pdu = pdus.setdefault((key.site, key.device), Pdu(key.site, key.device))
-            limit = last.fields.get("limit_a") if last else None
+            limit = last.field_number("limit_a") if last else None
             pdu.inputs.append(Input(key.channel, value, rating_a(rated.get((key.site, key.device)), key.channel,
                                                                  limit)))
             continue

@@ -41,7 +41,7 @@ class SiteLimit:
     soft_limit_kw: float
 
 
-def rating_a(pdu: PduRating | None, channel: str, limit_a: object) -> float | None:
+def rating_a(pdu: PduRating | None, channel: str, limit_a: float | None) -> float | None:
     """What a PDU's phase or bank may carry: `banks_a` for a bank, `rating_a` for a phase, else the PDU's own
     configured overload threshold (the reading's `limit_a`); None when nothing says."""
     if pdu is not None:
@@ -51,9 +51,7 @@ def rating_a(pdu: PduRating | None, channel: str, limit_a: object) -> float | No
                 return bank
         elif pdu.rating_a is not None:
             return pdu.rating_a
-    if isinstance(limit_a, int | float) and not isinstance(limit_a, bool) and limit_a > 0:
-        return float(limit_a)
-    return None
+    return limit_a if limit_a is not None and limit_a > 0 else None
 
 
 DEFAULT_VOLTS = 230.0

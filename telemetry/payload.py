@@ -57,16 +57,19 @@ class Point:
     seq: int
     fields: dict[str, Value] = field(default_factory=dict)
 
+    def field_number(self, name: str) -> float | None:
+        """A field's value when it is a number (a bool is not), else None."""
+        v = self.fields.get(name)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
     @property
     def watts(self) -> float | None:
-        w = self.fields.get("w")
-        return float(w) if isinstance(w, int | float) and not isinstance(w, bool) else None
+        return self.field_number("w")
 
     @property
     def number(self) -> float | None:
         """The series' main value: watts for power series, `value` for load and energy, amps for current."""
-        v = self.fields.get(self.key.main_field)
-        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+        return self.field_number(self.key.main_field)
 
     def to_wire(self) -> dict[str, Value]:
         return {"ts": self.ts_ms, "seq": self.seq, **self.fields}

@@ -18,10 +18,6 @@ from telemetry.series import CURRENT, PHASE_PREFIX, TOTAL_CHANNEL, is_outlet
 Summary = Callable[[float], str]
 
 
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def rated_summary(rule: ThresholdRule, subject: str, rating: float, unit: str, noun: str = "rating") -> Summary:
     def words(value: float) -> str:
         return f"{subject}: {value:g} {unit} is {value / rating:.0%} of its {rating:g} {unit} {noun} ({rule.name})"
@@ -38,7 +34,7 @@ class Ratings:
         """The capacity and overload thresholds of a phase or bank at this point's rating (none when unknown)."""
         if not self.cfg.capacity.enabled or key.measurement != CURRENT.name:
             return ()
-        rating = rating_a(self.pdus.get((key.site, key.device)), key.channel, point.fields.get("limit_a"))
+        rating = rating_a(self.pdus.get((key.site, key.device)), key.channel, point.field_number("limit_a"))
         if rating is None:
             return ()
         cached = self._rules.get((key.id, rating))
@@ -107,12 +103,12 @@ class Redundancy:
             is_outlet(key.channel) or key.channel.startswith(PHASE_PREFIX) or key.channel == TOTAL_CHANNEL)
 
     def point(self, key: SeriesKey, point: Point, volts: float) -> None:
-        amps = _number(point.fields.get("a"))
-        if amps is None and (w := _number(point.fields.get("w"))) is not None:
+        amps = point.field_number("a")
+        if amps is None and (w := point.watts) is not None:
             amps = w / volts
         if amps is not None:
             self.amps.setdefault((key.site, key.device), {})[key.channel] = amps
-        limit = _number(point.fields.get("limit_a"))
+        limit = point.field_number("limit_a")
         if key.channel.startswith(PHASE_PREFIX) and limit:
             self.limits[(key.site, key.device)] = limit
 

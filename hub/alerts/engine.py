@@ -108,12 +108,12 @@ class AlertEngine:
                     else:
                         seen.point(p.ts_ms)
                 for rule, field, summary in watched.rules:
-                    value = p.fields.get(field)
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        self._judge(rule, p.key.site, p.key.id, p.ts_ms, float(value), now, summary, changes)
+                    value = p.field_number(field)
+                    if value is not None:
+                        self._judge(rule, p.key.site, p.key.id, p.ts_ms, value, now, summary, changes)
                 if watched.capacity:
-                    amps = p.fields.get("a")
-                    if isinstance(amps, float):
+                    amps = p.field_number("a")
+                    if amps is not None:
                         for rule, summary in self.ratings.capacity(p.key, p):
                             self._judge(rule, p.key.site, p.key.id, p.ts_ms, amps, now, summary, changes)
                 if watched.redundancy:
