@@ -389,22 +389,26 @@ def test_the_web_app_answers_503_when_the_broker_does_not(tmp_path: Path, monkey
 
 
 RPDU2 = "1.3.6.1.4.1.318.1.1.26"
-# An AP8641's phase table, written for this test from PowerNet-MIB: its current swings between 5 and 15 A (snmpsim's
-# numeric variation, a 4 s period) against the PDU's own thresholds, near-overload 10 A and overload 12 A.
+# An AP8641's phase and bank tables, written for this test from PowerNet-MIB, their currents moving (snmpsim's numeric
+# variation): the phase between 5 and 15 A against the PDU's own thresholds, near-overload 10 A and overload 12 A;
+# bank 1 between 2.5 and 7.5 A, rated 6 A in the test's [[inventory.pdus]].
 MOVING_PHASE = f"""1.3.6.1.2.1.1.1.0|4|AP8641 phase moving over its thresholds (hand-written for powerhub's tests)
 {RPDU2}.6.1.1.6.1|2|10
 {RPDU2}.6.1.1.7.1|2|12
 {RPDU2}.6.3.1.5.1|2:numeric|function=sin%<time>,rate=1.5,scale=50,offset=100
+{RPDU2}.8.3.1.5.1|2:numeric|function=sin%<time>,rate=1.2,scale=25,offset=50
 """
 
 
-def test_capacity_and_overload_follow_a_phase_current_over_its_rating_and_back(site: Site, tmp_path: Path) -> None:
+def test_capacity_and_overload_follow_phase_and_bank_currents_over_their_ratings_and_back(site: Site,
+                                                                                          tmp_path: Path) -> None:
     from edge_agent.agent import Agent
     from edge_agent.config import AgentConfig
     from tests.peers import SnmpSim
 
     sim = SnmpSim({"moving": MOVING_PHASE})
     site.doc["alerts"]["capacity"] = {"for_s": 0}
+    site.doc["inventory"] = {"pdus": [{"site": "lab", "device": "pdu-a", "banks_a": {"1": 6.0}}]}
     site.doc["agent"] = {"site": "lab", "name": "rack-pi", "outbox": str(tmp_path / "outbox.sqlite"),
                          "readers": [{"kind": "snmp_pdu", "device": "pdu-a", "host": "127.0.0.1", "port": sim.port,
                                       "community": "moving", "profile": "apc", "interval_s": 0.25}]}
@@ -412,12 +416,14 @@ def test_capacity_and_overload_follow_a_phase_current_over_its_rating_and_back(s
     agent = Agent(AgentConfig.parse(site.doc))
     agent.start()
     try:
-        def paged(rule: str, status: str) -> list[dict[str, Any]]:
-            return [a for a in site.paged(status) if a["labels"]["alertname"] == rule]
+        def paged(rule: str, status: str, subject: str = "lab.pdu-a.phase-1") -> list[dict[str, Any]]:
+            return [a for a in site.paged(status) if a["labels"]["alertname"] == rule
+                    and a["labels"]["subject"] == subject]
 
         for rule in ("capacity", "overload"):
-            wait_for(lambda rule=rule: paged(rule, "firing") and paged(rule, "resolved"), 30,  # type: ignore[misc]
-                     f"{rule} to fire and resolve")
+            for subject in ("lab.pdu-a.phase-1", "lab.pdu-a.bank-1"):
+                wait_for(lambda r=rule, s=subject: paged(r, "firing", s) and paged(r, "resolved", s),  # type: ignore[misc]
+                         30, f"{rule} of {subject} to fire and resolve")
         capacity = paged("capacity", "firing")[0]
         overload = paged("overload", "firing")[0]
         assert capacity["labels"] == {"alertname": "capacity", "site": "lab", "subject": "lab.pdu-a.phase-1",
@@ -427,6 +433,10 @@ def test_capacity_and_overload_follow_a_phase_current_over_its_rating_and_back(s
         assert overload["annotations"]["limit"] == "12" and capacity["annotations"]["limit"] == "9.6"
         assert float(overload["annotations"]["value"]) > 12
         assert "of its 12 A rating" in overload["annotations"]["summary"]
+        # The bank's rating is the inventory's (banks_a), not the PDU's: 6 A, warned at 4.8 A.
+        bank_over = paged("overload", "firing", "lab.pdu-a.bank-1")[0]
+        assert bank_over["annotations"]["limit"] == "6" and float(bank_over["annotations"]["value"]) > 6
+        assert paged("capacity", "firing", "lab.pdu-a.bank-1")[0]["annotations"]["limit"] == "4.8"
     finally:
         agent.stop()
         sim.stop()

@@ -150,7 +150,8 @@ class Chart {
       row.append("b").attr("class", "value").text(`${fmtW(d.w)} W`);
       if (d.min !== undefined) row.append("small").text(` min ${fmtW(d.min)} · max ${fmtW(d.max)}`);
     }
-    for (const m of this.marks.filter((m) => m.from <= ts && (m.to === null || ts < m.to))) {
+    // The alerts whose band is under the pointer (not at the nearest point, which may lie outside the band).
+    for (const m of this.marks.filter((m) => m.from <= t && (m.to === null || t < m.to))) {
       this.tooltip.append("div").attr("class", `alert ${m.severity}`).text(m.summary);
     }
     // Near the right edge it opens to the left of the pointer, so it is never cut off by the window.
