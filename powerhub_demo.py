@@ -22,7 +22,7 @@ from hub.run import start_hub
 from hub.subscriber import Subscriber
 from telemetry.errors import UsageError
 from telemetry.metrics import Metrics
-from web import AlertHistoryUnavailable, create_app
+from web import HubUnavailable, create_app
 from web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def run_demo(doc: dict[str, Any], web_port: int, var_dir: str, stop: threading.E
     def alert_history(subject: str | None, limit: int) -> list[dict[str, Any]]:
         engine = hubs[0].alerts if hubs else None
         if engine is None:
-            raise AlertHistoryUnavailable("the demo's hub judges no alerts")
+            raise HubUnavailable("the demo's hub judges no alerts")
         return engine.history(subject, limit)
 
     app = create_app(cfg, metrics, agents.snapshot, alert_history)

@@ -60,18 +60,22 @@ def unit_of(measurement: str) -> str:
     return known.unit if known is not None else ""
 
 
+def _numbered(prefix: str, parts: tuple[int | str, ...]) -> str:
+    return prefix + "-".join(map(str, parts))
+
+
 def outlet_channel(*parts: int | str) -> str:
     """`outlet-7`, or `outlet-2-7` for cord 2's outlet 7."""
-    return OUTLET_PREFIX + "-".join(map(str, parts))
+    return _numbered(OUTLET_PREFIX, parts)
 
 
 def phase_channel(*parts: int | str) -> str:
-    """`phase-2`, or `phase-2-1` for unit 2's line 1."""
-    return PHASE_PREFIX + "-".join(map(str, parts))
+    """`phase-2`, or `phase-2-1` for inlet (cord) 2's line 1."""
+    return _numbered(PHASE_PREFIX, parts)
 
 
 def bank_channel(*parts: int | str) -> str:
-    return BANK_PREFIX + "-".join(map(str, parts))
+    return _numbered(BANK_PREFIX, parts)
 
 
 def is_outlet(channel: str) -> bool:

@@ -25,54 +25,52 @@ KNOWN_SERIES_TTL_S = 5.0
 AGENTS_TTL_S = 2.0
 
 AgentsSource = Callable[[], list[dict[str, Any]]]
-# (subject or None, limit) -> the hub's history of alerts, newest first; raises AlertHistoryUnavailable.
+# (subject or None, limit) -> the hub's history of alerts, newest first; raises HubUnavailable.
 AlertHistorySource = Callable[[str | None, int], list[dict[str, Any]]]
 HUB_TIMEOUT_S = 2
 
 
-class AlertHistoryUnavailable(Exception):
-    """The hub that keeps the history of alerts does not answer (or none is configured)."""
+class HubUnavailable(Exception):
+    """The hub's HTTP endpoint (`web.hub_url`) does not answer, or there is none to ask."""
+
+
+def _hub_list(hub_url: str, path: str, params: dict[str, str | int] | None = None) -> list[dict[str, Any]]:
+    """A JSON list from the hub's endpoint (`hub.listen`); raises HubUnavailable."""
+    import requests
+
+    try:
+        resp = requests.get(hub_url.rstrip("/") + path, params=params, timeout=HUB_TIMEOUT_S)
+        resp.raise_for_status()
+        body = resp.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise HubUnavailable(f"the hub at {hub_url} does not answer ({exc})") from None
+    return body if isinstance(body, list) else []
 
 
 def hub_agents(hub_url: str) -> AgentsSource:
-    """The agents' state from the hub's HTTP endpoint (`hub.listen`); an unreachable hub reads as no agents."""
-    import requests
-
-    url = hub_url.rstrip("/") + "/api/v1/agents"
+    """The agents' state from the hub; an unreachable hub reads as no agents (warned once until it answers)."""
     warned = False
 
     def fetch() -> list[dict[str, Any]]:
         nonlocal warned
         try:
-            resp = requests.get(url, timeout=2)
-            resp.raise_for_status()
-            body = resp.json()
-            warned = False
-            return body if isinstance(body, list) else []
-        except (requests.RequestException, ValueError) as exc:
+            body = _hub_list(hub_url, "/api/v1/agents")
+        except HubUnavailable as exc:
             if not warned:
-                log.warning("hub at %s does not answer (%s): series show no agent state", url, exc)
+                log.warning("%s: series show no agent state", exc)
                 warned = True
             return []
+        warned = False
+        return body
 
     return fetch
 
 
 def hub_alert_history(hub_url: str) -> AlertHistorySource:
-    """The history of alerts from the hub's HTTP endpoint (`hub.listen`)."""
-    import requests
-
-    url = hub_url.rstrip("/") + "/api/v1/alerts/history"
-
+    """The history of alerts from the hub."""
     def fetch(subject: str | None, limit: int) -> list[dict[str, Any]]:
         params: dict[str, str | int] = {"limit": limit, **({"subject": subject} if subject else {})}
-        try:
-            resp = requests.get(url, params=params, timeout=HUB_TIMEOUT_S)
-            resp.raise_for_status()
-            body = resp.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise AlertHistoryUnavailable(f"the hub at {hub_url} does not answer ({exc})") from None
-        return body if isinstance(body, list) else []
+        return _hub_list(hub_url, "/api/v1/alerts/history", params)
 
     return fetch
 

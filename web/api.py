@@ -17,7 +17,7 @@ from telemetry import Point, SeriesKey
 from telemetry.names import NameError_
 from telemetry.series import unit_of
 from telemetry.timeunits import DAY_MS, HOUR_MS, MINUTE_MS, now_ms
-from web import AlertHistoryUnavailable, state
+from web import HubUnavailable, state
 from web.errors import abort_json
 from web.params import query_int, series_key, time_range, zone_param
 
@@ -198,7 +198,7 @@ def alert_history() -> Response:
         abort_json(503, "alerts history unavailable: set web.hub_url to the hub's endpoint (hub.listen)")
     try:
         return jsonify(source(subject, limit))
-    except AlertHistoryUnavailable as exc:
+    except HubUnavailable as exc:
         abort_json(503, f"alerts history unavailable: {exc}")
 
 

@@ -76,7 +76,7 @@ class Redundancy:
 
     def __init__(self, cfg: AlertsConfig) -> None:
         self.cfg = cfg
-        pdus = {(p.site, p.device): p for p in cfg.pdus}
+        self.pdus = pdus = {(p.site, p.device): p for p in cfg.pdus}
         self.twins: list[Twin] = []
         for p in cfg.pdus:
             if p.pair is None:
@@ -102,10 +102,10 @@ class Redundancy:
         return self.cfg.redundancy.enabled and (key.site, key.device) in self.devices and (
             is_outlet(key.channel) or key.channel.startswith(PHASE_PREFIX) or key.channel == TOTAL_CHANNEL)
 
-    def point(self, key: SeriesKey, point: Point, volts: float) -> None:
+    def point(self, key: SeriesKey, point: Point) -> None:
         amps = point.field_number("a")
         if amps is None and (w := point.watts) is not None:
-            amps = w / volts
+            amps = w / self.pdus[(key.site, key.device)].volts  # watched devices are all in [[inventory.pdus]]
         if amps is not None:
             self.amps.setdefault((key.site, key.device), {})[key.channel] = amps
         limit = point.field_number("limit_a")

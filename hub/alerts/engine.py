@@ -22,7 +22,6 @@ from hub.alerts.gaps import GapWatch
 from hub.alerts.notifiers import Courier, Notifier
 from hub.alerts.state import FIRING, PENDING, RESOLVED, Alert, Change, judge, threshold_summary
 from telemetry import Point, SeriesKey
-from telemetry.inventory import DEFAULT_VOLTS
 from telemetry.metrics import Metrics
 from telemetry.series import CURRENT, is_derived_channel
 from telemetry.timeunits import now_ms as clock_ms
@@ -117,8 +116,7 @@ class AlertEngine:
                         for rule, summary in self.ratings.capacity(p.key, p):
                             self._judge(rule, p.key.site, p.key.id, p.ts_ms, amps, now, summary, changes)
                 if watched.redundancy:
-                    pdu = self.ratings.pdus.get((p.key.site, p.key.device))
-                    self.redundancy.point(p.key, p, pdu.volts if pdu else DEFAULT_VOLTS)
+                    self.redundancy.point(p.key, p)
         for change in changes:
             self._changes.put(change)
 
